@@ -1,0 +1,3 @@
+from keras_tl_cli.main import main
+
+main()

@@ -1,0 +1,163 @@
+"""The `keras-tl` command line.
+
+Only click and the standard library are imported at module level: the backend must
+be chosen (`--backend` sets `KERAS_BACKEND`) before anything imports keras. Every
+command maps `KerasTLError` to one line on stderr and exit code 2.
+"""
+
+import datetime
+import functools
+import os
+import shlex
+import sys
+
+import click
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def user_errors(command):
+    """Turns keras-tl's user errors into one line on stderr and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from keras_tl.errors import KerasTLError
+
+        try:
+            return command(*args, **kwargs)
+        except KerasTLError as error:
+            _fail(str(error))
+
+    return wrapper
+
+
+def _select_backend(name):
+    """Chooses the backend before keras is imported; returns its name."""
+    from keras_tl import backend
+
+    if name is None:
+        name = backend.active()
+        backend.check_name(name)
+    backend.require(name)
+    return name
+
+
+backend_option = click.option(
+    "--backend",
+    type=str,
+    default=None,
+    help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="keras-tl", prog_name="keras-tl")
+def cli():
+    """Evidence for transfer learning in Keras 3: does it help, by how much, where?"""
+
+
+@cli.command()
+@user_errors
+def backends():
+    """List the Keras backends, their installed versions and the active one."""
+    from keras_tl.backend import describe
+
+    for row in describe():
+        marker = "*" if row["active"] else " "
+        version = row["version"] or f"not installed (pip install 'keras-tl[{row['name']}]')"
+        click.echo(f"{marker} {row['name']:<11} {version}")
+
+
+@cli.command()
+@user_errors
+def tasks():
+    """List the built-in tasks with their sizes."""
+    from keras_tl.report.text import format_table
+    from keras_tl.tasks import builtin_tasks
+
+    rows = [
+        [t["name"], t["kind"], t["num_outputs"], t["sizes"]["train"], t["sizes"]["val"],
+         t["sizes"]["test"], t["description"]]
+        for t in builtin_tasks()
+    ]
+    header = ["task", "kind", "outputs", "train", "val", "test", "description"]
+    click.echo(format_table(header, rows))
+    click.echo("\nYour own data: npz:PATH (keys x_train, y_train, x_test, y_test; optional x_val, y_val, kind).")
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@backend_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default: runs/<name>-<timestamp>). Re-run to resume.")
+@click.option("--seeds", type=int, default=None, help="Number of seeds (overrides the config).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--retry-failed", is_flag=True, help="Run failed trials again when resuming.")
+@click.option("--quiet", is_flag=True, help="Print only the final summary.")
+@user_errors
+def evaluate(config, backend, out, seeds, overwrite, retry_failed, quiet):
+    """Run an experiment (default: digits -> digits:parity) and summarise it."""
+    _select_backend(backend)
+    from keras_tl.config import load_experiment
+
+    experiment = load_experiment(config, {"seeds": seeds} if seeds is not None else None)
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = os.path.join("runs", f"{experiment.name}-{stamp}")
+    from keras_tl.evaluator import evaluate as run
+    from keras_tl.report.text import format_summary
+
+    def progress(done, total, record):
+        if quiet:
+            return
+        outcome = record["status"] if record["status"] != "ok" else (
+            " ".join(f"{k}={v:.3f}" for k, v in record["test"].items() if v is not None)
+        )
+        if record["status"] != "ok":
+            outcome += f" ({record['error']})"
+        click.echo(
+            f"[{done}/{total}] {record['arm']} depth={record['freeze_depth']} "
+            f"size={record['requested_train_size']} seed={record['seed']}: {outcome}"
+        )
+
+    command = "keras-tl " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    try:
+        results = run(experiment, out=out, overwrite=overwrite, retry_failed=retry_failed,
+                      on_trial=progress, command=command)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted. Finished trials are saved in {out}. Resume with the same "
+            f"command and --out {shlex.quote(out)}.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo("")
+    click.echo(format_summary(results))
+    click.echo(f"\nResults: {os.path.join(out, 'results.json')}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@user_errors
+def report(run_dir):
+    """Rebuild results.json and trials.csv of a run folder from its trial store."""
+    from keras_tl.results import rebuild
+    from keras_tl.report.text import format_summary
+
+    results = rebuild(run_dir)
+    click.echo(format_summary(results))
+    click.echo(f"\nResults: {os.path.join(run_dir, 'results.json')}")
+
+
+def main():
+    cli(prog_name="keras-tl")
+
+
+if __name__ == "__main__":
+    main()

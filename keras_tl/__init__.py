@@ -1,0 +1,40 @@
+"""keras-tl: evidence for transfer learning in Keras 3, on torch, tensorflow or jax.
+
+The public names below load lazily, so `import keras_tl` (and the CLI's `--help`)
+does not import keras: the backend can still be chosen after this import.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "KerasTLError": "keras_tl.errors",
+    "ConfigError": "keras_tl.errors",
+    "DataError": "keras_tl.errors",
+    "TransferError": "keras_tl.errors",
+    "BackendError": "keras_tl.errors",
+    "StoreError": "keras_tl.errors",
+    "Task": "keras_tl.tasks",
+    "load_task": "keras_tl.tasks",
+    "Network": "keras_tl.models",
+    "TransferReport": "keras_tl.transfer",
+    "transfer_weights": "keras_tl.transfer",
+    "freeze": "keras_tl.transfer",
+    "load_experiment": "keras_tl.config",
+    "default_experiment": "keras_tl.config",
+    "evaluate": "keras_tl.evaluator",
+    "Results": "keras_tl.results",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,133 @@
+"""Which Keras backends are installed, which one is active, and device info.
+
+Nothing here imports torch, tensorflow or jax: installed versions come from package
+metadata, so `keras-tl backends` stays fast and safe before a backend is chosen.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import sys
+
+from keras_tl.errors import BackendError
+
+BACKENDS = ("torch", "tensorflow", "jax")
+
+# Import name -> distributions that provide it, in the order we look for a version.
+_DISTRIBUTIONS = {
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
+    "jax": ("jax",),
+}
+
+
+def installed_version(name):
+    """Returns the installed version of a backend, or None, without importing it.
+
+    Args:
+        name: str. One of `"torch"`, `"tensorflow"`, `"jax"`.
+
+    Returns:
+        The version string, or None when the backend is not installed.
+
+    Example:
+
+    >>> keras_tl.backend.installed_version("jax")
+    '0.10.2'
+    """
+    check_name(name)
+    if importlib.util.find_spec(name) is None:
+        return None
+    for distribution in _DISTRIBUTIONS[name]:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def check_name(name):
+    """Raises `BackendError` unless `name` is a Keras backend keras-tl supports."""
+    if name not in BACKENDS:
+        raise BackendError(
+            f"Unknown backend {name!r}. Expected one of {', '.join(BACKENDS)}. "
+            f"Use e.g. --backend jax or KERAS_BACKEND=jax."
+        )
+
+
+def active():
+    """Returns the name of the backend keras uses (or will use once imported).
+
+    Once keras is imported its own answer is final. Before that, `KERAS_BACKEND`
+    wins, then the `backend` entry of `$KERAS_HOME/keras.json`, then Keras' default
+    (`"tensorflow"`).
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].config.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        with open(os.path.join(keras_home, "keras.json")) as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def require(name):
+    """Makes `name` the Keras backend of this process, or explains why it cannot be.
+
+    Call it before anything imports keras. If keras is already imported with the
+    same backend this is a no-op.
+
+    Args:
+        name: str. One of `"torch"`, `"tensorflow"`, `"jax"`.
+
+    Raises:
+        BackendError: the name is unknown, the backend is not installed, or keras
+            was already imported with another backend (the backend cannot change
+            within a process).
+
+    Example:
+
+    >>> import keras_tl.backend
+    >>> keras_tl.backend.require("jax")  # before `import keras`
+    """
+    check_name(name)
+    if installed_version(name) is None:
+        raise BackendError(
+            f"Backend {name!r} is not installed. Install it with: "
+            f"pip install 'keras-tl[{name}]'"
+        )
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].config.backend()
+        if current != name:
+            raise BackendError(
+                f"keras is already imported with backend {current!r}; requested "
+                f"{name!r}. Set KERAS_BACKEND={name} before the first `import keras` "
+                f"(start a new Python process)."
+            )
+        return
+    os.environ["KERAS_BACKEND"] = name
+
+
+def describe():
+    """Returns one dict per supported backend: name, version (or None), active."""
+    current = active()
+    return [
+        {"name": name, "version": installed_version(name), "active": name == current}
+        for name in BACKENDS
+    ]
+
+
+def device_info():
+    """Returns the active backend and the devices keras can see, as plain strings."""
+    import keras
+
+    backend = keras.config.backend()
+    try:
+        devices = [str(device) for device in keras.distribution.list_devices()]
+    except Exception:  # Device listing is informational; never fail a run on it.
+        devices = []
+    return {"backend": backend, "devices": devices}

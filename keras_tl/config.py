@@ -1,0 +1,359 @@
+"""Experiment files: YAML or dict -> a validated `Experiment` with every default filled.
+
+Validation is structural and happens before anything is trained; every error names
+the key path, the allowed values and what was received. Checks that need the
+network or the data (a freeze depth beyond the network, a train size larger than
+the train split) run in `keras_tl.evaluator.plan`, still before any training.
+"""
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+
+from keras_tl.errors import ConfigError
+
+ARMS = ("scratch", "fine_tune", "linear_probe", "lp_ft", "l2sp", "random_transfer")
+# The recipe each arm trains with (random_transfer fine-tunes an untrained source).
+ARM_RECIPES = {
+    "scratch": "scratch",
+    "fine_tune": "fine_tune",
+    "linear_probe": "linear_probe",
+    "lp_ft": "lp_ft",
+    "l2sp": "l2sp",
+    "random_transfer": "fine_tune",
+}
+# Arms whose freeze depth is swept over `freeze_depths`.
+SWEPT_ARMS = ("fine_tune", "lp_ft", "l2sp", "random_transfer")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+METRICS = ("accuracy", "auc", "loss", "mae", "mse")
+
+DEFAULT_EXPERIMENT = {
+    "name": "parity",
+    "model": {"builder": "small_cnn"},
+    "source": {
+        "task": "digits",
+        "epochs": 10,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "learning_rate": 0.003,
+    },
+    "target": {
+        "task": "digits:parity",
+        "train_sizes": [30],
+        "epochs": 50,
+        "batch_size": 10,
+        "optimizer": "adam",
+        "learning_rate": 0.003,
+    },
+    "arms": ["scratch", "fine_tune", "linear_probe"],
+    "freeze_depths": [0],
+    "seeds": 3,
+}
+
+_STAGE_DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.001}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: the resolved config with every default filled in.
+
+    Args:
+        config: dict. The resolved configuration (JSON-friendly); `to_dict()`
+            returns a copy, which `load_experiment` accepts unchanged.
+
+    Example:
+
+    >>> experiment = keras_tl.load_experiment("examples/parity.yaml")
+    >>> experiment.seeds
+    [0, 1, 2]
+    """
+
+    config: dict
+
+    @property
+    def name(self):
+        return self.config["name"]
+
+    @property
+    def seeds(self):
+        return list(self.config["seeds"])
+
+    def to_dict(self):
+        return copy.deepcopy(self.config)
+
+    def fingerprint(self):
+        """A stable hash of the resolved config: same experiment, same hash."""
+        text = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fail(path, expected, received):
+    raise ConfigError(f"{path}: expected {expected}, received {received!r}")
+
+
+def _check_keys(section, allowed, path):
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            where = f"{path}." if path else ""
+            raise ConfigError(
+                f"{where}{key}: unknown key. Allowed keys: {', '.join(allowed)}.{hint}"
+            )
+
+
+def _positive_int(value, path):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(path, "a positive integer", value)
+    return value
+
+
+def _positive_float(value, path):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        _fail(path, "a positive number", value)
+    return float(value)
+
+
+def _non_negative_float(value, path):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        _fail(path, "a number >= 0", value)
+    return float(value)
+
+
+def _choice(value, allowed, path):
+    if value not in allowed:
+        _fail(path, f"one of {', '.join(allowed)}", value)
+    return value
+
+
+def _non_empty_list(value, path):
+    if not isinstance(value, list) or not value:
+        _fail(path, "a non-empty list", value)
+    return value
+
+
+def _string(value, path):
+    if not isinstance(value, str) or not value:
+        _fail(path, "a non-empty string", value)
+    return value
+
+
+def _model(value, path):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"file": value} if value.endswith(".keras") else {"builder": value}
+    if not isinstance(value, dict):
+        _fail(path, "a builder name or a mapping with 'builder' or 'file'", value)
+    value = dict(value)
+    if ("builder" in value) == ("file" in value):
+        raise ConfigError(
+            f"{path}: give exactly one of 'builder' (small_cnn, mlp or "
+            f"package.module:function) or 'file' (a .keras path). Received keys: "
+            f"{sorted(value)}"
+        )
+    if "file" in value:
+        _check_keys(value, ("file",), path)
+        _string(value["file"], f"{path}.file")
+    else:
+        _string(value["builder"], f"{path}.builder")
+    return value
+
+
+def _stage(value, path, keys, defaults):
+    if not isinstance(value, dict):
+        _fail(path, "a mapping", value)
+    _check_keys(value, keys, path)
+    stage = {**defaults, **value}
+    stage["task"] = _string(stage.get("task"), f"{path}.task")
+    stage["epochs"] = _positive_int(stage["epochs"], f"{path}.epochs")
+    stage["batch_size"] = _positive_int(stage["batch_size"], f"{path}.batch_size")
+    stage["optimizer"] = _choice(stage["optimizer"], OPTIMIZERS, f"{path}.optimizer")
+    stage["learning_rate"] = _positive_float(
+        stage["learning_rate"], f"{path}.learning_rate"
+    )
+    return stage
+
+
+def _train_size(value, path):
+    if isinstance(value, bool):
+        _fail(path, "a positive integer or a fraction in (0, 1]", value)
+    if isinstance(value, int) and value >= 1:
+        return value
+    if isinstance(value, float) and 0 < value <= 1:
+        return value
+    _fail(path, "a positive integer or a fraction in (0, 1]", value)
+
+
+def _seeds(value, path):
+    if isinstance(value, list):
+        _non_empty_list(value, path)
+        for index, seed in enumerate(value):
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                _fail(f"{path}[{index}]", "a non-negative integer", seed)
+        if len(set(value)) != len(value):
+            _fail(path, "distinct seeds", value)
+        return list(value)
+    return list(range(_positive_int(value, path)))
+
+
+def resolve(raw):
+    """Validates a raw experiment mapping and fills every default.
+
+    Args:
+        raw: dict. As read from YAML; missing keys take the defaults of the
+            built-in experiment (`DEFAULT_EXPERIMENT`).
+
+    Returns:
+        An `Experiment`.
+
+    Raises:
+        ConfigError: naming the key path, the expected values and what was received.
+    """
+    if not isinstance(raw, dict):
+        _fail("experiment", "a mapping of keys such as name, model, source, target", raw)
+    allowed = (
+        "name", "model", "source", "target", "arms", "freeze_depths", "seeds",
+        "learning_rates", "early_stopping", "metrics", "lp_ft", "l2sp",
+    )
+    _check_keys(raw, allowed, "")
+    config = {}
+    config["name"] = _string(raw.get("name", DEFAULT_EXPERIMENT["name"]), "name")
+    config["model"] = _model(raw.get("model", DEFAULT_EXPERIMENT["model"]), "model")
+    source_keys = ("task", "model", "epochs", "batch_size", "optimizer", "learning_rate")
+    source = _stage(
+        raw.get("source", DEFAULT_EXPERIMENT["source"]), "source", source_keys,
+        _STAGE_DEFAULTS,
+    )
+    source["model"] = _model(source.get("model"), "source.model")
+    config["source"] = source
+    target_keys = ("task", "train_sizes", "epochs", "batch_size", "optimizer", "learning_rate")
+    target = _stage(
+        raw.get("target", DEFAULT_EXPERIMENT["target"]), "target", target_keys,
+        {**_STAGE_DEFAULTS, "train_sizes": [1.0]},
+    )
+    sizes = _non_empty_list(target["train_sizes"], "target.train_sizes")
+    target["train_sizes"] = [
+        _train_size(size, f"target.train_sizes[{index}]") for index, size in enumerate(sizes)
+    ]
+    config["target"] = target
+
+    arms = _non_empty_list(raw.get("arms", DEFAULT_EXPERIMENT["arms"]), "arms")
+    for index, arm in enumerate(arms):
+        _choice(arm, ARMS, f"arms[{index}]")
+    if len(set(arms)) != len(arms):
+        _fail("arms", "each arm once", arms)
+    if "scratch" not in arms:
+        raise ConfigError(
+            f"arms: must include 'scratch', the baseline every gain is measured "
+            f"against. Received: {arms!r}"
+        )
+    config["arms"] = list(arms)
+
+    depths = raw.get("freeze_depths", DEFAULT_EXPERIMENT["freeze_depths"])
+    if depths != "all":
+        _non_empty_list(depths, "freeze_depths")
+        for index, depth in enumerate(depths):
+            if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+                _fail(f"freeze_depths[{index}]", "an integer >= 0 (or 'all')", depth)
+        depths = sorted(set(depths))
+    config["freeze_depths"] = depths
+    config["seeds"] = _seeds(raw.get("seeds", DEFAULT_EXPERIMENT["seeds"]), "seeds")
+
+    rates = raw.get("learning_rates")
+    if rates is not None:
+        _non_empty_list(rates, "learning_rates")
+        rates = [
+            _positive_float(rate, f"learning_rates[{index}]")
+            for index, rate in enumerate(rates)
+        ]
+    config["learning_rates"] = rates
+
+    stopping = raw.get("early_stopping")
+    if stopping is not None:
+        if not isinstance(stopping, dict):
+            _fail("early_stopping", "a mapping like {patience: 5}", stopping)
+        _check_keys(stopping, ("patience",), "early_stopping")
+        stopping = {"patience": _positive_int(stopping.get("patience"), "early_stopping.patience")}
+    config["early_stopping"] = stopping
+
+    metrics = raw.get("metrics")
+    if metrics is not None:
+        _non_empty_list(metrics, "metrics")
+        for index, metric in enumerate(metrics):
+            _choice(metric, METRICS, f"metrics[{index}]")
+    config["metrics"] = metrics
+
+    lp_ft = raw.get("lp_ft") or {}
+    _check_keys(lp_ft, ("learning_rate_scale", "probe_fraction"), "lp_ft")
+    config["lp_ft"] = {
+        "learning_rate_scale": _positive_float(
+            lp_ft.get("learning_rate_scale", 0.1), "lp_ft.learning_rate_scale"
+        ),
+        "probe_fraction": _positive_float(lp_ft.get("probe_fraction", 0.5), "lp_ft.probe_fraction"),
+    }
+    if config["lp_ft"]["probe_fraction"] >= 1:
+        _fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
+    l2sp = raw.get("l2sp") or {}
+    _check_keys(l2sp, ("alpha", "beta"), "l2sp")
+    config["l2sp"] = {
+        "alpha": _non_negative_float(l2sp.get("alpha", 0.01), "l2sp.alpha"),
+        "beta": _non_negative_float(l2sp.get("beta", 0.01), "l2sp.beta"),
+    }
+    return Experiment(config=config)
+
+
+def load_experiment(source=None, overrides=None):
+    """Reads, validates and resolves an experiment.
+
+    Args:
+        source: a path to a YAML file, a dict, an `Experiment`, or None for the
+            built-in default (`small_cnn`, `digits` -> `digits:parity`, 30 target
+            samples, 3 seeds).
+        overrides: dict. Top-level keys that replace the file's (the CLI's
+            `--seeds` uses this).
+
+    Returns:
+        An `Experiment`.
+
+    Example:
+
+    >>> experiment = keras_tl.load_experiment("examples/split_digits.yaml")
+    """
+    if isinstance(source, Experiment):
+        raw = source.to_dict()
+    elif source is None:
+        raw = copy.deepcopy(DEFAULT_EXPERIMENT)
+    elif isinstance(source, dict):
+        raw = copy.deepcopy(source)
+    else:
+        raw = _read_yaml(os.fspath(source))
+    if overrides:
+        if not isinstance(raw, dict):
+            _fail("experiment", "a mapping", raw)
+        raw.update(overrides)
+    return resolve(raw)
+
+
+def _read_yaml(path):
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"Experiment file not found: {path!r}. Expected a YAML file; see "
+            f"examples/ for templates."
+        )
+    try:
+        with open(path) as file:
+            raw = yaml.safe_load(file)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ConfigError(
+            f"{path}: not valid YAML ({first_line}). Fix the syntax; see examples/."
+        ) from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty. Expected a mapping of keys.")
+    return raw

@@ -1,0 +1,416 @@
+"""Experiment -> trials -> Results.
+
+`plan` checks everything that needs the data and the network (before any training)
+and lists the trials; `evaluate` runs the trials not yet in the run folder's store,
+one transaction per finished trial, and rebuilds the results from the store.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import keras
+
+from keras_tl import metrics as task_metrics
+from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
+from keras_tl.errors import ConfigError, DataError, StoreError
+from keras_tl.models import Network
+from keras_tl.results import build_results, provenance
+from keras_tl.store import STORE_NAME, TrialStore
+from keras_tl.tasks import load_task
+from keras_tl.training import (
+    FitSettings,
+    TrialFailure,
+    compile_model,
+    evaluate as evaluate_split,
+    fit,
+    train_target,
+)
+from keras_tl.transfer import transfer_weights
+
+# Bumped whenever a change alters the numbers a trial produces.
+RESULT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """One trial: an arm at one freeze depth, train size and seed."""
+
+    arm: str
+    freeze_depth: int
+    train_size: object
+    seed: int
+
+    @property
+    def recipe(self):
+        return ARM_RECIPES[self.arm]
+
+    def key(self, experiment):
+        """A stable hash of everything that determines this trial's numbers."""
+        config = experiment.config
+        payload = {
+            "trial": dataclasses.asdict(self),
+            "model": config["model"],
+            "source": config["source"],
+            "target": config["target"] | {"train_sizes": None},
+            "learning_rates": config["learning_rates"],
+            "early_stopping": config["early_stopping"],
+            "recipe_options": {"lp_ft": config["lp_ft"], "l2sp": config["l2sp"]},
+            "result_version": RESULT_VERSION,
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything an experiment needs, checked, before any training."""
+
+    experiment: object
+    network: Network
+    source_network: Network
+    source_task: object
+    target_task: object
+    transferable: list
+    primary_metric: str
+    trials: list
+
+
+def _network(model_config):
+    options = {k: v for k, v in model_config.items() if k not in ("builder", "file")}
+    return Network(model_config.get("builder") or model_config["file"], options)
+
+
+def plan(experiment):
+    """Checks an experiment against its data and network and lists its trials.
+
+    Raises `ConfigError` or `DataError` (before anything is trained) for a freeze
+    depth beyond the network, a train size larger than the train split, a metric
+    the target task does not have, or a transfer arm when no layer can be copied.
+    """
+    config = experiment.config
+    source_task = load_task(config["source"]["task"])
+    target_task = load_task(config["target"]["task"])
+    network = _network(config["model"])
+    source_network = _network(config["source"]["model"]) if config["source"]["model"] else network
+
+    available = task_metrics.METRICS_BY_KIND[target_task.kind]
+    for index, metric in enumerate(config["metrics"] or []):
+        if metric not in available:
+            raise ConfigError(
+                f"metrics[{index}]: expected one of {', '.join(available)} for the "
+                f"{target_task.kind} task {target_task.name!r}, received {metric!r}"
+            )
+    primary = (config["metrics"] or [task_metrics.PRIMARY_METRIC[target_task.kind]])[0]
+
+    for index, size in enumerate(config["target"]["train_sizes"]):
+        if isinstance(size, int) and size > len(target_task.y_train):
+            raise ConfigError(
+                f"target.train_sizes[{index}]: expected at most "
+                f"{len(target_task.y_train)} (the train split of "
+                f"{target_task.name!r}), received {size}"
+            )
+
+    source = source_network.build(source_task.input_shape, source_task.num_outputs, seed=0)
+    target = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
+    report = transfer_weights(source, target)
+    transferable = report.copied
+    keras.backend.clear_session()
+    transfer_arms = [arm for arm in config["arms"] if arm != "scratch"]
+    if transfer_arms and not transferable:
+        reasons = "; ".join(reason for _, reason in report.skipped) or "no layers"
+        raise ConfigError(
+            f"arms: {transfer_arms} need transferred layers, but no layer of the "
+            f"source network can be copied into the target ({reasons}). Use the same "
+            f"layer names and shapes, or arms: [scratch]."
+        )
+
+    depths = config["freeze_depths"]
+    if depths == "all":
+        depths = list(range(len(transferable) + 1))
+    for index, depth in enumerate(depths):
+        if depth > len(transferable):
+            raise ConfigError(
+                f"freeze_depths[{index}]: expected at most {len(transferable)} (the "
+                f"transferred layers are {transferable}), received {depth}"
+            )
+
+    trials = []
+    for size in config["target"]["train_sizes"]:
+        for arm in config["arms"]:
+            if arm == "scratch":
+                arm_depths = [0]
+            elif arm == "linear_probe":
+                arm_depths = [len(transferable)]
+            else:
+                arm_depths = depths
+            for depth in arm_depths:
+                for seed in experiment.seeds:
+                    trials.append(TrialSpec(arm, depth, size, seed))
+    return Plan(
+        experiment=experiment,
+        network=network,
+        source_network=source_network,
+        source_task=source_task,
+        target_task=target_task,
+        transferable=transferable,
+        primary_metric=primary,
+        trials=trials,
+    )
+
+
+def plan_context(the_plan):
+    """The facts of a plan that results need, as plain data (kept in the store)."""
+    return {
+        "primary_metric": the_plan.primary_metric,
+        "source_metric": task_metrics.PRIMARY_METRIC[the_plan.source_task.kind],
+        "transferable": list(the_plan.transferable),
+        "source_task": the_plan.source_task.describe()
+        | {"fingerprint": the_plan.source_task.fingerprint()},
+        "target_task": the_plan.target_task.describe()
+        | {"fingerprint": the_plan.target_task.fingerprint()},
+    }
+
+
+def _settings(stage, patience=None, learning_rate=None):
+    return FitSettings(
+        epochs=stage["epochs"],
+        batch_size=stage["batch_size"],
+        optimizer=stage["optimizer"],
+        learning_rate=learning_rate or stage["learning_rate"],
+        patience=patience,
+    )
+
+
+def _derived_seed(seed, purpose):
+    digest = hashlib.sha256(f"{seed}|{purpose}".encode()).hexdigest()
+    return int(digest[:8], 16) % (2**31)
+
+
+class SourceModels:
+    """Trains each source model once per seed and keeps it in memory and on disk.
+
+    Args:
+        plan: Plan.
+        cache_folder: str or None. Where trained source models are saved as
+            `.keras` files (written to a temporary name, then renamed).
+    """
+
+    def __init__(self, plan, cache_folder=None):
+        self.plan = plan
+        self.cache_folder = cache_folder
+        self._trained = {}
+
+    def _spec_hash(self):
+        config = self.plan.experiment.config
+        payload = {"source": config["source"], "model": config["model"], "v": RESULT_VERSION}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def trained(self, seed):
+        """Returns `(model, test_metrics)` of the source trained with `seed`."""
+        if seed in self._trained:
+            return self._trained[seed]
+        task = self.plan.source_task
+        path = None
+        if self.cache_folder:
+            path = os.path.join(self.cache_folder, f"source-{self._spec_hash()}-seed{seed}.keras")
+        if path and os.path.isfile(path):
+            model = keras.saving.load_model(path, compile=False)
+        else:
+            model = self.plan.source_network.build(task.input_shape, task.num_outputs, seed)
+            stage = self.plan.experiment.config["source"]
+            compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
+            fit(model, task, _settings(stage), seed)
+            if path:
+                os.makedirs(self.cache_folder, exist_ok=True)
+                temporary = path[: -len(".keras")] + ".tmp.keras"
+                model.save(temporary)
+                os.replace(temporary, path)
+        result = (model, evaluate_split(model, task, "test"))
+        self._trained[seed] = result
+        return result
+
+    def untrained(self, seed):
+        """A source network with random weights: the `random_transfer` control."""
+        task = self.plan.source_task
+        return self.plan.source_network.build(
+            task.input_shape, task.num_outputs, _derived_seed(seed, "random_source")
+        )
+
+
+def _retention(plan, source_model, target_model, transferred):
+    """Source-task metrics of the target's trunk with the source head re-attached."""
+    task = plan.source_task
+    probe = plan.source_network.build(task.input_shape, task.num_outputs, seed=0)
+    probe.set_weights(source_model.get_weights())
+    report = transfer_weights(target_model, probe, layers=transferred)
+    if report.skipped:
+        return None
+    return evaluate_split(probe, task, "test")
+
+
+def run_trial(plan, spec, sources):
+    """Runs one trial and returns its record (a JSON-friendly dict)."""
+    config = plan.experiment.config
+    target_task = plan.target_task.subsample(spec.train_size, spec.seed)
+    primary = plan.primary_metric
+    higher = task_metrics.higher_is_better(primary)
+    patience = (config["early_stopping"] or {}).get("patience")
+    rates = config["learning_rates"] or [config["target"]["learning_rate"]]
+    options = {**config["lp_ft"], **config["l2sp"]}
+    started = time.perf_counter()
+    best = None
+    validation_by_rate = {}
+    for rate in rates:
+        model = plan.network.build(target_task.input_shape, target_task.num_outputs, spec.seed)
+        transferred, report, source_model = [], None, None
+        if spec.arm != "scratch":
+            if spec.arm == "random_transfer":
+                source_model = sources.untrained(spec.seed)
+            else:
+                source_model, _ = sources.trained(spec.seed)
+            report = transfer_weights(source_model, model)
+            transferred = report.copied
+        epochs = train_target(
+            model, target_task, spec.recipe, transferred, spec.freeze_depth,
+            _settings(config["target"], patience, rate), spec.seed, options,
+        )
+        validation = evaluate_split(model, target_task, "val")
+        validation_by_rate[str(rate)] = validation[primary]
+        score = validation[primary]
+        if best is None or (score > best[0] if higher else score < best[0]):
+            best = (score, rate, model, epochs, report, transferred, source_model, validation)
+    _, rate, model, epochs, report, transferred, source_model, validation = best
+    record = {
+        "learning_rate": rate,
+        "validation_by_learning_rate": validation_by_rate if len(rates) > 1 else None,
+        "epochs": epochs,
+        "train_size": len(target_task.y_train),
+        "val": validation,
+        "test": evaluate_split(model, target_task, "test"),
+        "transfer": report.to_dict() if report else None,
+        "source": None,
+    }
+    if spec.arm not in ("scratch", "random_transfer"):
+        _, before = sources.trained(spec.seed)
+        record["source"] = {
+            "before": before,
+            "after": _retention(plan, source_model, model, transferred),
+        }
+    record["fit_time"] = time.perf_counter() - started
+    return record
+
+
+def _base_record(plan, spec):
+    return {
+        "key": spec.key(plan.experiment),
+        "arm": spec.arm,
+        "recipe": spec.recipe,
+        "freeze_depth": spec.freeze_depth,
+        "requested_train_size": spec.train_size,
+        "seed": spec.seed,
+    }
+
+
+def prepare_run_folder(out, experiment, overwrite=False):
+    """Creates or reopens a run folder for `experiment` and returns its store.
+
+    A folder holding a store of the same experiment is resumed; a non-empty folder
+    with anything else is refused unless `overwrite`.
+    """
+    store_path = os.path.join(out, STORE_NAME)
+    if os.path.isdir(out) and os.listdir(out):
+        if overwrite:
+            shutil.rmtree(out)
+        elif os.path.isfile(store_path):
+            store = TrialStore(store_path)
+            store.bind(experiment)
+            return store
+        else:
+            raise StoreError(
+                f"Output folder {out!r} exists and is not empty. Use a new --out "
+                f"folder, or --overwrite to replace it."
+            )
+    elif os.path.exists(out) and not os.path.isdir(out):
+        raise StoreError(f"--out {out!r} is a file. Expected a folder path.")
+    os.makedirs(out, exist_ok=True)
+    store = TrialStore(store_path)
+    store.bind(experiment)
+    return store
+
+
+def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_trial=None, command=None):
+    """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
+
+    Args:
+        experiment: an `Experiment`, a YAML path, a dict, or None for the default.
+        out: str or None. The run folder; it holds `trials.sqlite`, `results.json`,
+            `trials.csv` and `cache/`. Re-running with the same folder resumes.
+        overwrite: bool. Replace a non-empty `out` that belongs to another run.
+        retry_failed: bool. Run failed trials again.
+        on_trial: callable or None. Called as `on_trial(done, total, record)` after
+            each trial.
+        command: str or None. The command line, recorded in the provenance.
+
+    Returns:
+        `Results`.
+
+    Example:
+
+    >>> results = keras_tl.evaluate("examples/parity.yaml", out="runs/parity")
+    >>> results.summary["gains"][0]["verdict"]
+    'positive'
+    """
+    experiment = load_experiment(experiment)
+    the_plan = plan(experiment)
+    context = plan_context(the_plan)
+    store = prepare_run_folder(out, experiment, overwrite) if out else None
+    if store:
+        store.set_meta("context", context)
+    sources = SourceModels(the_plan, os.path.join(out, "cache") if out else None)
+    done = store.statuses() if store else {}
+    records = store.records() if store else []
+    total = len(the_plan.trials)
+    finished = 0
+    try:
+        for spec in the_plan.trials:
+            key = spec.key(experiment)
+            status = done.get(key)
+            if status == "ok" or (status == "failed" and not retry_failed):
+                finished += 1
+                continue
+            record = _base_record(the_plan, spec)
+            started = time.perf_counter()
+            try:
+                record.update(run_trial(the_plan, spec, sources))
+                record["status"], record["error"] = "ok", None
+            except TrialFailure as failure:
+                record["status"], record["error"] = "failed", str(failure)
+            except (ConfigError, DataError):
+                raise
+            except Exception as error:  # Any other trial error is isolated and recorded.
+                record["status"] = "failed"
+                record["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
+            record["wall_time"] = time.perf_counter() - started
+            if store:
+                store.put(record)
+            records = [r for r in records if r["key"] != key] + [record]
+            finished += 1
+            keras.backend.clear_session()
+            if on_trial:
+                on_trial(finished, total, record)
+        keys = {spec.key(experiment) for spec in the_plan.trials}
+        records = [r for r in records if r["key"] in keys]
+        run_provenance = provenance(experiment, command)
+        if store:
+            store.set_meta("provenance", run_provenance)
+        results = build_results(experiment, context, records, run_provenance)
+        if out:
+            results.write(out)
+        return results
+    finally:
+        if store:
+            store.close()

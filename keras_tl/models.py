@@ -1,0 +1,208 @@
+"""Networks defined once and instantiated with any task's head.
+
+A `Network` wraps a definition: a built-in builder (`small_cnn`, `mlp`), a
+`package.module:function` builder, a `.keras` file, or a `keras.Model`. `build`
+returns a fresh functional model whose last layer is a `keras.layers.Dense` named
+`head` (logits for classification and binary, linear outputs for regression) and
+whose other layers keep stable names, so source and target instances line up.
+"""
+
+import importlib
+import os
+
+import keras
+
+from keras_tl.errors import ConfigError
+
+HEAD = "head"
+
+
+def small_cnn(input_shape, num_outputs, filters=(16, 32), units=64):
+    """A two-convolution network for small images (the digits tasks).
+
+    Layers: `conv1`, `pool1`, `conv2`, `flatten`, `fc1`, `head`. The data format is
+    fixed to channels-last so weight layouts never depend on a `keras.json`.
+
+    Args:
+        input_shape: tuple. `(height, width, channels)`.
+        num_outputs: int. Width of the head.
+        filters: pair of int. Filters of `conv1` and `conv2`.
+        units: int. Width of `fc1`.
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="inputs")
+    x = keras.layers.Conv2D(
+        filters[0], 3, padding="same", activation="relu",
+        data_format="channels_last", name="conv1",
+    )(inputs)
+    x = keras.layers.MaxPooling2D(2, data_format="channels_last", name="pool1")(x)
+    x = keras.layers.Conv2D(
+        filters[1], 3, padding="same", activation="relu",
+        data_format="channels_last", name="conv2",
+    )(x)
+    x = keras.layers.Flatten(data_format="channels_last", name="flatten")(x)
+    x = keras.layers.Dense(units, activation="relu", name="fc1")(x)
+    outputs = keras.layers.Dense(num_outputs, name=HEAD)(x)
+    return keras.Model(inputs, outputs, name="small_cnn")
+
+
+def mlp(input_shape, num_outputs, units=(64, 32)):
+    """A multi-layer perceptron over flattened inputs.
+
+    Layers: `flatten`, `fc1`, `fc2`, ..., `head`.
+
+    Args:
+        input_shape: tuple. Shape of one sample.
+        num_outputs: int. Width of the head.
+        units: sequence of int. Widths of the hidden layers.
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="inputs")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    for index, width in enumerate(units, start=1):
+        x = keras.layers.Dense(width, activation="relu", name=f"fc{index}")(x)
+    outputs = keras.layers.Dense(num_outputs, name=HEAD)(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+BUILDERS = {"small_cnn": small_cnn, "mlp": mlp}
+
+
+class Network:
+    """A network definition that builds fresh models for any task.
+
+    Args:
+        definition: a built-in builder name (`"small_cnn"`, `"mlp"`), a
+            `"package.module:function"` builder taking `(input_shape, num_outputs,
+            **options)`, a path to a `.keras` file, or a `keras.Model`. Models from
+            files or Python keep their architecture; their last layer is replaced by
+            a new `head` and every build starts from fresh random weights.
+        options: dict. Keyword arguments for a builder (e.g. `filters=[32, 32]`).
+
+    Example:
+
+    >>> network = keras_tl.models.Network("small_cnn", {"filters": [16, 32]})
+    >>> model = network.build((8, 8, 1), num_outputs=10, seed=0)
+    """
+
+    def __init__(self, definition, options=None):
+        self.definition = definition
+        self.options = dict(options or {})
+        self._builder = self._resolve(definition)
+
+    def _resolve(self, definition):
+        if isinstance(definition, keras.Model):
+            return self._from_model(definition)
+        if not isinstance(definition, str):
+            raise ConfigError(
+                f"model: expected a builder name, 'module:function', a .keras path or "
+                f"a keras.Model. Received: {definition!r}."
+            )
+        if definition in BUILDERS:
+            return BUILDERS[definition]
+        if definition.endswith(".keras"):
+            if self.options:
+                raise ConfigError(
+                    f"model: options {sorted(self.options)} apply to builders only, "
+                    f"not to the file {definition!r}. Remove them."
+                )
+            return self._from_model(load_model_file(definition))
+        if ":" in definition:
+            module_name, _, function_name = definition.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+                return getattr(module, function_name)
+            except (ImportError, AttributeError) as error:
+                raise ConfigError(
+                    f"model: cannot import builder {definition!r} ({error}). Expected "
+                    f"'package.module:function' importable from this environment."
+                ) from None
+        raise ConfigError(
+            f"model: unknown builder {definition!r}. Expected one of "
+            f"{', '.join(BUILDERS)}, 'package.module:function' or a path ending in "
+            f".keras."
+        )
+
+    def _from_model(self, model):
+        if len(model.inputs) != 1 or len(model.layers) < 2:
+            raise ConfigError(
+                f"model: {model.name!r} must have one input and at least one layer "
+                f"before its output layer to serve as a transferable trunk."
+            )
+        input_shape = tuple(model.inputs[0].shape[1:])
+
+        def build_from_model(task_input_shape, num_outputs):
+            if tuple(task_input_shape) != input_shape:
+                raise ConfigError(
+                    f"model: {model.name!r} takes inputs of shape {input_shape}, but "
+                    f"the task's samples have shape {tuple(task_input_shape)}."
+                )
+            trunk = keras.Model(model.inputs, model.layers[-2].output)
+            clone = keras.models.clone_model(trunk)
+            outputs = keras.layers.Dense(num_outputs, name=HEAD)(clone.outputs[0])
+            return keras.Model(clone.inputs, outputs, name=model.name)
+
+        return build_from_model
+
+    def build(self, input_shape, num_outputs, seed):
+        """Builds a fresh model with seeded random weights.
+
+        Args:
+            input_shape: tuple. Shape of one sample.
+            num_outputs: int. Width of the head.
+            seed: int. Seeds the weight initialisation.
+
+        Returns:
+            A functional `keras.Model` whose last layer is named `head`.
+        """
+        keras.utils.set_random_seed(seed)
+        model = self._builder(tuple(input_shape), num_outputs, **self.options)
+        if not isinstance(model, keras.Model) or HEAD not in [
+            layer.name for layer in model.layers
+        ]:
+            raise ConfigError(
+                f"model: builder {self.definition!r} must return a keras.Model whose "
+                f"output layer is named {HEAD!r}. Received: {type(model).__name__}."
+            )
+        return model
+
+    def spec(self):
+        """A JSON-friendly description of the definition (for configs and hashes)."""
+        if isinstance(self.definition, keras.Model):
+            return {"model": self.definition.name, **self.options}
+        return {"builder": self.definition, **self.options}
+
+
+def load_model_file(path, safe_mode=True):
+    """Loads a `.keras` file, safely by default; errors name the fix."""
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"model: file not found: {path!r}. Expected a .keras file saved with "
+            f"model.save(path)."
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=safe_mode, compile=False)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "lambda" in str(error).lower():
+            raise ConfigError(
+                f"model: {path!r} contains code (e.g. a Lambda layer) that safe "
+                f"loading refuses. Load it only if you trust it, with --unsafe-load."
+            ) from None
+        raise ConfigError(
+            f"model: {path!r} is not a Keras archive ({error}). Expected a .keras file "
+            f"saved with model.save(path)."
+        ) from None
+    except Exception as error:
+        raise ConfigError(
+            f"model: {path!r} is not a Keras archive ({type(error).__name__}). "
+            f"Expected a .keras file saved with model.save(path)."
+        ) from None
+
+
+def trunk_layers(model):
+    """Names of the layers with weights, in model order, except the head."""
+    return [layer.name for layer in model.layers if layer.weights and layer.name != HEAD]

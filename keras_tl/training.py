@@ -1,0 +1,213 @@
+"""Fit recipes: scratch, fine_tune, linear_probe, lp_ft and l2sp.
+
+Each recipe trains a target model that already holds its transferred weights. The
+data order and dropout randomness come from `keras.utils.set_random_seed(seed)`
+called right before each `fit`, so two arms with the same seed see the same
+batches. A change of `trainable` is always followed by a fresh `compile`.
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from keras_tl.errors import ConfigError
+from keras_tl.metrics import compute_metrics
+from keras_tl.models import HEAD
+from keras_tl.transfer import freeze
+
+RECIPES = ("scratch", "fine_tune", "linear_probe", "lp_ft", "l2sp")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PREDICT_BATCH_SIZE = 1024
+
+
+class TrialFailure(Exception):
+    """A trial could not finish (e.g. its loss became non-finite)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How one model is trained.
+
+    Args:
+        epochs: int. Maximum number of epochs.
+        batch_size: int.
+        optimizer: str. One of `OPTIMIZERS`.
+        learning_rate: float.
+        patience: int or None. Early-stopping patience on the val loss; the best
+            val weights are restored. None trains for exactly `epochs`.
+    """
+
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    patience: int = None
+
+
+def make_optimizer(name, learning_rate):
+    if name not in OPTIMIZERS:
+        raise ConfigError(
+            f"Unknown optimizer {name!r}. Expected one of {', '.join(OPTIMIZERS)}."
+        )
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return classes[name](learning_rate=learning_rate)
+
+
+def loss_for(kind):
+    if kind == "classification":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if kind == "binary":
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    return keras.losses.MeanSquaredError()
+
+
+def compile_model(model, kind, optimizer, learning_rate):
+    """Compiles `model` for a task kind with a fresh optimizer."""
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss_for(kind))
+
+
+def _labels_for_fit(kind, y):
+    return y.reshape(-1, 1).astype("float32") if kind == "binary" else y
+
+
+def predict(model, x):
+    """Model outputs on `x` in inference mode, as a NumPy array."""
+    outputs = [
+        keras.ops.convert_to_numpy(model(x[start:start + PREDICT_BATCH_SIZE], training=False))
+        for start in range(0, len(x), PREDICT_BATCH_SIZE)
+    ]
+    return np.concatenate(outputs, axis=0)
+
+
+def evaluate(model, task, split):
+    """Every metric of `task`'s kind on one split (`"train"`, `"val"`, `"test"`)."""
+    x, y = task.split(split)
+    return compute_metrics(task.kind, predict(model, x), y)
+
+
+def fit(model, task, settings, seed, learning_rate=None):
+    """Trains a compiled model on the task's train split; returns epochs run.
+
+    Raises:
+        TrialFailure: the training loss became NaN or infinite.
+    """
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    validation_data = None
+    if settings.patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=settings.patience, restore_best_weights=True
+            )
+        )
+        validation_data = (task.x_val, _labels_for_fit(task.kind, task.y_val))
+    keras.utils.set_random_seed(seed)
+    history = model.fit(
+        task.x_train,
+        _labels_for_fit(task.kind, task.y_train),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        shuffle=True,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    losses = history.history.get("loss", [])
+    for epoch, loss in enumerate(losses, start=1):
+        if not math.isfinite(loss):
+            raise TrialFailure(f"non-finite loss at epoch {epoch}")
+    return len(losses)
+
+
+class L2SP(keras.regularizers.Regularizer):
+    """Penalty `alpha / 2 * |w - w_source|^2` towards a reference weight.
+
+    From Li, Grandvalet and Davis, "Explicit Inductive Bias for Transfer Learning
+    with Convolutional Networks" (ICML 2018). With a zero reference it is the
+    plain `beta / 2 * |w|^2` penalty used on the new head.
+
+    Args:
+        strength: float. `alpha` (or `beta` for the head).
+        reference: array. The starting point (the transferred source weight).
+    """
+
+    def __init__(self, strength, reference):
+        self.strength = float(strength)
+        self.reference = np.asarray(reference, dtype="float32")
+
+    def __call__(self, weight):
+        difference = weight - keras.ops.convert_to_tensor(self.reference)
+        return 0.5 * self.strength * keras.ops.sum(keras.ops.square(difference))
+
+    def get_config(self):
+        return {"strength": self.strength, "reference": self.reference.tolist()}
+
+
+def _attach_l2sp(model, transferred, alpha, beta):
+    for layer in model.layers:
+        if layer.name in transferred:
+            strength = alpha
+        elif layer.name == HEAD:
+            strength = beta
+        else:
+            continue
+        for variable in layer.trainable_weights:
+            reference = (
+                keras.ops.convert_to_numpy(variable.value)
+                if strength is alpha
+                else np.zeros(variable.shape, dtype="float32")
+            )
+            variable.regularizer = L2SP(strength, reference)
+
+
+def train_target(model, task, recipe, transferred, depth, settings, seed, options=None):
+    """Trains a target model by a recipe; returns the number of epochs run.
+
+    Args:
+        model: keras.Model. Holds the transferred weights already.
+        task: Task. Its train split is the (subsampled) training data.
+        recipe: str. One of `RECIPES`.
+        transferred: list of str. Layers copied from the source, in order.
+        depth: int. How many of the transferred layers stay frozen (ignored by
+            `scratch`; `linear_probe` freezes all of them).
+        settings: FitSettings.
+        seed: int. Seeds data order and dropout.
+        options: dict. Recipe options: `learning_rate_scale` and `probe_fraction`
+            for `lp_ft`; `alpha` and `beta` for `l2sp`.
+
+    Returns:
+        The number of epochs run.
+    """
+    if recipe not in RECIPES:
+        raise ConfigError(
+            f"Unknown recipe {recipe!r}. Expected one of {', '.join(RECIPES)}."
+        )
+    options = dict(options or {})
+    if recipe == "scratch":
+        depth, transferred = 0, []
+    elif recipe == "linear_probe":
+        depth = len(transferred)
+    if recipe == "lp_ft":
+        probe_epochs = max(1, int(round(settings.epochs * options.get("probe_fraction", 0.5))))
+        freeze(model, depth=len(transferred), transferred=transferred)
+        compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
+        probe = dataclasses.replace(settings, epochs=probe_epochs)
+        epochs_run = fit(model, task, probe, seed)
+        freeze(model, depth=depth, transferred=transferred)
+        scale = options.get("learning_rate_scale", 0.1)
+        compile_model(model, task.kind, settings.optimizer, settings.learning_rate * scale)
+        rest = dataclasses.replace(settings, epochs=max(1, settings.epochs - probe_epochs))
+        return epochs_run + fit(model, task, rest, seed + 1)
+    freeze(model, depth=depth, transferred=transferred)
+    if recipe == "l2sp":
+        _attach_l2sp(
+            model, transferred, options.get("alpha", 0.01), options.get("beta", 0.01)
+        )
+    compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
+    return fit(model, task, settings, seed)

@@ -1,0 +1,24 @@
+"""Shared test setup: the backend is chosen once, by KERAS_BACKEND, before keras loads."""
+
+import os
+
+import keras
+import pytest
+
+
+def pytest_configure(config):
+    requested = os.environ.get("KERAS_BACKEND")
+    if requested and keras.config.backend() != requested:
+        raise pytest.UsageError(
+            f"keras runs on {keras.config.backend()!r} but KERAS_BACKEND={requested!r}"
+        )
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.config.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    yield
+    keras.backend.clear_session()
