@@ -16,9 +16,3 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.config.backend()}"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
