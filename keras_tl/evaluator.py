@@ -23,6 +23,7 @@ from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import load_task
 from keras_tl.training import (
     FitSettings,
+    ModelPool,
     TrialFailure,
     compile_model,
     evaluate as evaluate_split,
@@ -252,8 +253,12 @@ def _retention(plan, source_model, target_model, transferred):
     return evaluate_split(probe, task, "test")
 
 
-def run_trial(plan, spec, sources):
-    """Runs one trial and returns its record (a JSON-friendly dict)."""
+def run_trial(plan, spec, sources, pool=None):
+    """Runs one trial and returns its record (a JSON-friendly dict).
+
+    With a `ModelPool`, compiled models are reused across trials; the numbers are
+    the same as without one.
+    """
     config = plan.experiment.config
     target_task = plan.target_task.subsample(spec.train_size, spec.seed)
     primary = plan.primary_metric
@@ -274,16 +279,20 @@ def run_trial(plan, spec, sources):
                 source_model, _ = sources.trained(spec.seed)
             report = transfer_weights(source_model, model)
             transferred = report.copied
-        epochs = train_target(
+        model, epochs = train_target(
             model, target_task, spec.recipe, transferred, spec.freeze_depth,
-            _settings(config["target"], patience, rate), spec.seed, options,
+            _settings(config["target"], patience, rate), spec.seed, options, pool,
         )
         validation = evaluate_split(model, target_task, "val")
         validation_by_rate[str(rate)] = validation[primary]
         score = validation[primary]
         if best is None or (score > best[0] if higher else score < best[0]):
-            best = (score, rate, model, epochs, report, transferred, source_model, validation)
-    _, rate, model, epochs, report, transferred, source_model, validation = best
+            best = (score, rate, model.get_weights(), epochs, report, transferred,
+                    source_model, validation)
+    # Every rate trains the same network with the same freeze pattern, so the last
+    # model can hold the best rate's weights (a pooled model is shared across rates).
+    _, rate, weights, epochs, report, transferred, source_model, validation = best
+    model.set_weights(weights)
     record = {
         "learning_rate": rate,
         "validation_by_learning_rate": validation_by_rate if len(rates) > 1 else None,
@@ -371,6 +380,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
     if store:
         store.set_meta("context", context)
     sources = SourceModels(the_plan, os.path.join(out, "cache") if out else None)
+    pool = ModelPool()
     done = store.statuses() if store else {}
     records = store.records() if store else []
     total = len(the_plan.trials)
@@ -385,7 +395,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
             record = _base_record(the_plan, spec)
             started = time.perf_counter()
             try:
-                record.update(run_trial(the_plan, spec, sources))
+                record.update(run_trial(the_plan, spec, sources, pool))
                 record["status"], record["error"] = "ok", None
             except TrialFailure as failure:
                 record["status"], record["error"] = "failed", str(failure)
@@ -399,7 +409,6 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
                 store.put(record)
             records = [r for r in records if r["key"] != key] + [record]
             finished += 1
-            keras.backend.clear_session()
             if on_trial:
                 on_trial(finished, total, record)
         keys = {spec.key(experiment) for spec in the_plan.trials}
@@ -412,5 +421,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
             results.write(out)
         return results
     finally:
+        pool.clear()
+        keras.backend.clear_session()
         if store:
             store.close()

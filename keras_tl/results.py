@@ -248,6 +248,7 @@ def _gains(conditions, groups, metric, higher):
             "arm": entry["arm"],
             "freeze_depth": entry["freeze_depth"],
             "train_size": entry["train_size"],
+            "num_samples": entry["num_samples"],
             "metric": metric,
             "seeds": seeds,
         }
@@ -299,8 +300,8 @@ def _best_freeze_depths(conditions, metric, higher):
     for (arm, size), entries in by_arm.items():
         chosen = (max if higher else min)(entries, key=lambda c: c["val"][metric]["mean"])
         best.append(
-            {"arm": arm, "train_size": size, "freeze_depth": chosen["freeze_depth"],
-             "selected_by": f"val_{metric}"}
+            {"arm": arm, "train_size": size, "num_samples": chosen["num_samples"],
+             "freeze_depth": chosen["freeze_depth"], "selected_by": f"val_{metric}"}
         )
     return best
 

@@ -7,6 +7,7 @@ batches. A change of `trainable` is always followed by a fresh `compile`.
 """
 
 import dataclasses
+import json
 import math
 
 import keras
@@ -107,10 +108,15 @@ def fit(model, task, settings, seed, learning_rate=None):
             )
         )
         validation_data = (task.x_val, _labels_for_fit(task.kind, task.y_val))
+    labels = _labels_for_fit(task.kind, task.y_train)
+    # A model's first fit draws from NumPy's random state while Keras builds its
+    # metrics from a peeked batch. A zero-epoch fit makes that draw here, so the
+    # seeded fit below sees the same data order on a fresh and on a reused model.
+    model.fit(task.x_train[:1], labels[:1], epochs=0, verbose=0)
     keras.utils.set_random_seed(seed)
     history = model.fit(
         task.x_train,
-        _labels_for_fit(task.kind, task.y_train),
+        labels,
         batch_size=settings.batch_size,
         epochs=settings.epochs,
         shuffle=True,
@@ -149,6 +155,46 @@ class L2SP(keras.regularizers.Regularizer):
         return {"strength": self.strength, "reference": self.reference.tolist()}
 
 
+class ModelPool:
+    """Reuses one compiled model per network structure and freeze pattern.
+
+    Building and compiling a model costs more than training it on small data
+    (tracing on tensorflow, XLA compilation on jax). A trial asks the pool for a
+    compiled model shaped like its freshly built one; the pool copies the fresh
+    model's variables (weights and random-seed state) into the compiled model it
+    keeps and resets the optimizer state, so the trial runs exactly as it would on
+    the fresh model, without compiling again.
+    """
+
+    def __init__(self):
+        self._models = {}
+
+    @staticmethod
+    def _key(model, kind, optimizer):
+        config = {k: v for k, v in model.get_config().items() if k != "name"}
+        structure = json.dumps(config, sort_keys=True, default=str)
+        frozen = tuple(layer.name for layer in model.layers if not layer.trainable)
+        return structure, frozen, kind, optimizer
+
+    def compiled(self, fresh, kind, optimizer, learning_rate):
+        """Returns a compiled model in the state of `fresh` (built, not compiled)."""
+        key = self._key(fresh, kind, optimizer)
+        model = self._models.get(key)
+        if model is None:
+            compile_model(fresh, kind, optimizer, learning_rate)
+            self._models[key] = fresh
+            return fresh
+        for variable, value in zip(model.variables, fresh.variables):
+            variable.assign(value.value)
+        for variable in model.optimizer.variables:
+            variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
+        model.optimizer.learning_rate = learning_rate
+        return model
+
+    def clear(self):
+        self._models.clear()
+
+
 def _attach_l2sp(model, transferred, alpha, beta):
     for layer in model.layers:
         if layer.name in transferred:
@@ -166,8 +212,10 @@ def _attach_l2sp(model, transferred, alpha, beta):
             variable.regularizer = L2SP(strength, reference)
 
 
-def train_target(model, task, recipe, transferred, depth, settings, seed, options=None):
-    """Trains a target model by a recipe; returns the number of epochs run.
+def train_target(
+    model, task, recipe, transferred, depth, settings, seed, options=None, pool=None
+):
+    """Trains a target model by a recipe.
 
     Args:
         model: keras.Model. Holds the transferred weights already.
@@ -180,9 +228,14 @@ def train_target(model, task, recipe, transferred, depth, settings, seed, option
         seed: int. Seeds data order and dropout.
         options: dict. Recipe options: `learning_rate_scale` and `probe_fraction`
             for `lp_ft`; `alpha` and `beta` for `l2sp`.
+        pool: ModelPool or None. Reuse compiled models for the single-stage recipes
+            (`scratch`, `fine_tune`, `linear_probe`); `lp_ft` changes its freeze
+            pattern mid-way and `l2sp` bakes its reference weights into the
+            compiled loss, so they always compile their own.
 
     Returns:
-        The number of epochs run.
+        `(trained_model, epochs_run)`: with a pool the trained model is the pooled
+        one, not `model`.
     """
     if recipe not in RECIPES:
         raise ConfigError(
@@ -203,11 +256,14 @@ def train_target(model, task, recipe, transferred, depth, settings, seed, option
         scale = options.get("learning_rate_scale", 0.1)
         compile_model(model, task.kind, settings.optimizer, settings.learning_rate * scale)
         rest = dataclasses.replace(settings, epochs=max(1, settings.epochs - probe_epochs))
-        return epochs_run + fit(model, task, rest, seed + 1)
+        return model, epochs_run + fit(model, task, rest, seed + 1)
     freeze(model, depth=depth, transferred=transferred)
     if recipe == "l2sp":
         _attach_l2sp(
             model, transferred, options.get("alpha", 0.01), options.get("beta", 0.01)
         )
-    compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
-    return fit(model, task, settings, seed)
+    if pool is not None and recipe != "l2sp":
+        model = pool.compiled(model, task.kind, settings.optimizer, settings.learning_rate)
+    else:
+        compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
+    return model, fit(model, task, settings, seed)

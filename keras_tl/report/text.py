@@ -60,13 +60,13 @@ def format_summary(results):
     if best and best.get("mean") is not None:
         lines.append(
             f"Best transfer arm (chosen on val {metric}): {best['label']} at "
-            f"{best['train_size']} samples: gain {best['mean']:+.3f} "
+            f"{best['num_samples']} samples: gain {best['mean']:+.3f} "
             f"[{_number(best['ci_low'])}, {_number(best['ci_high'])}], "
             f"p (Holm) = {_number(best['p_value_adjusted'])}, verdict: {best['verdict']}."
         )
     for row in summary["best_freeze_depth"]:
         lines.append(
-            f"Best freeze depth for {row['arm']} at {row['train_size']} (on val): "
+            f"Best freeze depth for {row['arm']} at {row['num_samples']} samples (on val): "
             f"{row['freeze_depth']}"
         )
     for row in summary["data_efficiency"]:
