@@ -45,6 +45,8 @@ def _select_backend(name):
         name = backend.active()
         backend.check_name(name)
     backend.require(name)
+    # TensorFlow's C++ start-up chatter would bury a one-line error message.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return name
 
 
@@ -56,7 +58,25 @@ backend_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A command group whose usage errors are one `Error:` line and exit 2."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as error:
+            _fail(error.format_message())
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.ClickException as error:
+            _fail(error.format_message())
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-tl", prog_name="keras-tl")
 def cli():
     """Evidence for transfer learning in Keras 3: does it help, by how much, where?"""

@@ -351,8 +351,11 @@ def _read_yaml(path):
             raw = yaml.safe_load(file)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first_line = str(error).strip().splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(
-            f"{path}: not valid YAML ({first_line}). Fix the syntax; see examples/."
+            f"{path}: not valid YAML{where} ({first_line}). Fix the syntax; see "
+            f"examples/."
         ) from None
     if raw is None:
         raise ConfigError(f"{path}: the file is empty. Expected a mapping of keys.")

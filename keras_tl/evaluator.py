@@ -335,9 +335,7 @@ def prepare_run_folder(out, experiment, overwrite=False):
         if overwrite:
             shutil.rmtree(out)
         elif os.path.isfile(store_path):
-            store = TrialStore(store_path)
-            store.bind(experiment)
-            return store
+            return _bound_store(store_path, experiment)
         else:
             raise StoreError(
                 f"Output folder {out!r} exists and is not empty. Use a new --out "
@@ -346,8 +344,16 @@ def prepare_run_folder(out, experiment, overwrite=False):
     elif os.path.exists(out) and not os.path.isdir(out):
         raise StoreError(f"--out {out!r} is a file. Expected a folder path.")
     os.makedirs(out, exist_ok=True)
-    store = TrialStore(store_path)
-    store.bind(experiment)
+    return _bound_store(store_path, experiment)
+
+
+def _bound_store(path, experiment):
+    store = TrialStore(path)
+    try:
+        store.bind(experiment)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -412,6 +418,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
             if on_trial:
                 on_trial(finished, total, record)
         keys = {spec.key(experiment) for spec in the_plan.trials}
+        if store:  # Results always come from the store, as `keras-tl report` builds them.
+            records = store.records()
         records = [r for r in records if r["key"] in keys]
         run_provenance = provenance(experiment, command)
         if store:

@@ -9,6 +9,7 @@ whose other layers keep stable names, so source and target instances line up.
 
 import importlib
 import os
+import zipfile
 
 import keras
 
@@ -184,6 +185,11 @@ def load_model_file(path, safe_mode=True):
             f"model: file not found: {path!r}. Expected a .keras file saved with "
             f"model.save(path)."
         )
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"model: {path!r} is not a .keras (zip) archive. Expected a file saved "
+            f"with model.save(path)."
+        )
     try:
         return keras.saving.load_model(path, safe_mode=safe_mode, compile=False)
     except ValueError as error:
@@ -193,8 +199,8 @@ def load_model_file(path, safe_mode=True):
                 f"loading refuses. Load it only if you trust it, with --unsafe-load."
             ) from None
         raise ConfigError(
-            f"model: {path!r} is not a Keras archive ({error}). Expected a .keras file "
-            f"saved with model.save(path)."
+            f"model: {path!r} is not a Keras archive ({str(error).splitlines()[0]}). "
+            f"Expected a .keras file saved with model.save(path)."
         ) from None
     except Exception as error:
         raise ConfigError(

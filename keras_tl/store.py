@@ -42,6 +42,7 @@ class TrialStore:
 
     def __init__(self, path):
         self.path = path
+        self._connection = None
         try:
             self._connection = sqlite3.connect(path, timeout=60, isolation_level=None)
             self._connection.execute("PRAGMA journal_mode=WAL")
@@ -52,14 +53,16 @@ class TrialStore:
                 )
             }
         except sqlite3.DatabaseError as error:
+            self.close()
             raise StoreError(
-                f"{path} is not a keras-tl trial store ({error}). Use another --out "
-                f"folder, or --overwrite to replace it."
+                f"{path} is not a keras-tl trial store ({error}). Delete it, or run "
+                f"in another folder."
             ) from None
         if tables and not {"meta", "trials"} <= tables:
+            self.close()
             raise StoreError(
                 f"{path} is an SQLite file but not a keras-tl trial store (tables: "
-                f"{sorted(tables)}). Use another --out folder, or --overwrite."
+                f"{sorted(tables)}). Delete it, or run in another folder."
             )
         self._connection.executescript(_SCHEMA)
 
@@ -67,6 +70,11 @@ class TrialStore:
     def open_existing(cls, folder):
         """Opens the store of a run folder; raises `StoreError` when there is none."""
         path = os.path.join(folder, STORE_NAME)
+        if not os.path.isdir(folder):
+            raise StoreError(
+                f"Run folder {folder!r} does not exist. Expected a folder written by "
+                f"`keras-tl evaluate --out {folder}`."
+            )
         if not os.path.isfile(path):
             raise StoreError(
                 f"{folder!r} holds no {STORE_NAME}. Expected a run folder written by "
@@ -74,6 +82,7 @@ class TrialStore:
             )
         store = cls(path)
         if store.get_meta("experiment") is None:
+            store.close()
             raise StoreError(f"{path} holds no experiment; it was never started.")
         return store
 
@@ -125,7 +134,15 @@ class TrialStore:
         return [json.loads(row[0]) for row in rows]
 
     def close(self):
-        self._connection.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path, text):
@@ -135,6 +152,7 @@ def write_atomic(path, text):
     try:
         with os.fdopen(handle, "w", newline="") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates files readable by owner only
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
