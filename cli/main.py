@@ -163,6 +163,39 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, quiet):
 
 
 @cli.command()
+@click.option("--model", "model", required=True,
+              help="Source model: a .keras file, or a builder (small_cnn, mlp, module:function) to train on --source-task.")
+@click.option("--source-task", required=True, help="The task the source model is trained on.")
+@click.option("--task", "target_task", required=True, help="The target task to score for.")
+@click.option("--layer", default=None, help="Feature layer (default: the input of the head).")
+@click.option("--scores", default=None, help="Comma-separated scores (default: all that apply).")
+@click.option("--epochs", type=int, default=10, help="Source training epochs for a builder.")
+@click.option("--seed", type=int, default=0, help="Seed of a builder's source training.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@backend_option
+@user_errors
+def score(model, source_task, target_task, layer, scores, epochs, seed, as_json, backend):
+    """Score a source model for a target task, without fine-tuning."""
+    _select_backend(backend)
+    import json
+
+    from keras_tl.report.text import format_table
+    from keras_tl.scoring import score_source
+
+    names = [name.strip() for name in scores.split(",")] if scores else None
+    result = score_source(model, source_task, target_task, layer=layer, names=names,
+                          epochs=epochs, seed=seed)
+    result = {"model": model, "source_task": source_task, "task": target_task, **result}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{model} ({source_task}) -> {target_task}: features at {result['layer']}, "
+               f"{result['num_samples']} target train samples (higher is better)")
+    rows = [[name, "-" if value is None else f"{value:.4f}"] for name, value in result["scores"].items()]
+    click.echo(format_table(["score", "value"], rows))
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @user_errors
 def report(run_dir):

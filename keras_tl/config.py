@@ -29,6 +29,9 @@ ARM_RECIPES = {
 SWEPT_ARMS = ("fine_tune", "lp_ft", "l2sp", "random_transfer")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 METRICS = ("accuracy", "auc", "loss", "mae", "mse")
+# Transferability scores (keras_tl.scores.transferability.SCORES), listed here so
+# validating a config needs no NumPy-heavy import.
+SCORES = ("logme", "leep", "nce", "h_score", "regularized_h_score", "gbc", "transrate")
 
 DEFAULT_EXPERIMENT = {
     "name": "parity",
@@ -178,6 +181,20 @@ def _stage(value, path, keys, defaults):
     return stage
 
 
+def _source(value, path):
+    keys = ("name", "task", "model", "untrained", "epochs", "batch_size", "optimizer",
+            "learning_rate")
+    source = _stage(value, path, keys, _STAGE_DEFAULTS)
+    source["model"] = _model(source.get("model"), f"{path}.model")
+    untrained = source.get("untrained", False)
+    if not isinstance(untrained, bool):
+        _fail(f"{path}.untrained", "true or false", untrained)
+    source["untrained"] = untrained
+    default_name = source["task"] + (" (untrained)" if untrained else "")
+    source["name"] = _string(source.get("name", default_name), f"{path}.name")
+    return source
+
+
 def _train_size(value, path):
     if isinstance(value, bool):
         _fail(path, "a positive integer or a fraction in (0, 1]", value)
@@ -216,20 +233,27 @@ def resolve(raw):
     if not isinstance(raw, dict):
         _fail("experiment", "a mapping of keys such as name, model, source, target", raw)
     allowed = (
-        "name", "model", "source", "target", "arms", "freeze_depths", "seeds",
-        "learning_rates", "early_stopping", "metrics", "lp_ft", "l2sp",
+        "name", "model", "source", "sources", "target", "arms", "freeze_depths",
+        "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
     )
     _check_keys(raw, allowed, "")
+    if "source" in raw and "sources" in raw:
+        raise ConfigError(
+            "sources: give either 'source' (one source) or 'sources' (a list), not both."
+        )
     config = {}
     config["name"] = _string(raw.get("name", DEFAULT_EXPERIMENT["name"]), "name")
     config["model"] = _model(raw.get("model", DEFAULT_EXPERIMENT["model"]), "model")
-    source_keys = ("task", "model", "epochs", "batch_size", "optimizer", "learning_rate")
-    source = _stage(
-        raw.get("source", DEFAULT_EXPERIMENT["source"]), "source", source_keys,
-        _STAGE_DEFAULTS,
-    )
-    source["model"] = _model(source.get("model"), "source.model")
-    config["source"] = source
+    if "sources" in raw:
+        raw_sources = _non_empty_list(raw["sources"], "sources")
+        paths = [f"sources[{index}]" for index in range(len(raw_sources))]
+    else:
+        raw_sources = [raw.get("source", DEFAULT_EXPERIMENT["source"])]
+        paths = ["source"]
+    config["sources"] = [_source(item, path) for item, path in zip(raw_sources, paths)]
+    names = [source["name"] for source in config["sources"]]
+    if len(set(names)) != len(names):
+        _fail("sources", "distinct source names (set 'name' to tell them apart)", names)
     target_keys = ("task", "train_sizes", "epochs", "batch_size", "optimizer", "learning_rate")
     target = _stage(
         raw.get("target", DEFAULT_EXPERIMENT["target"]), "target", target_keys,
@@ -279,6 +303,14 @@ def resolve(raw):
         _check_keys(stopping, ("patience",), "early_stopping")
         stopping = {"patience": _positive_int(stopping.get("patience"), "early_stopping.patience")}
     config["early_stopping"] = stopping
+
+    scores = raw.get("scores")
+    if scores is not None:
+        if not isinstance(scores, list):
+            _fail("scores", f"a list of {', '.join(SCORES)} (or [] for none)", scores)
+        for index, score in enumerate(scores):
+            _choice(score, SCORES, f"scores[{index}]")
+    config["scores"] = scores
 
     metrics = raw.get("metrics")
     if metrics is not None:

@@ -16,9 +16,10 @@ import keras
 
 from keras_tl import metrics as task_metrics
 from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
-from keras_tl.errors import ConfigError, DataError, StoreError
+from keras_tl.errors import ConfigError, DataError, KerasTLError, StoreError
 from keras_tl.models import Network
 from keras_tl.results import build_results, provenance
+from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import load_task
 from keras_tl.training import (
@@ -38,12 +39,16 @@ RESULT_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
-    """One trial: an arm at one freeze depth, train size and seed."""
+    """One trial: an arm from one source at one freeze depth, train size and seed.
+
+    `source` is the source's name; None for `scratch`, which uses no source.
+    """
 
     arm: str
     freeze_depth: int
     train_size: object
     seed: int
+    source: str = None
 
     @property
     def recipe(self):
@@ -52,13 +57,15 @@ class TrialSpec:
     def key(self, experiment):
         """A stable hash of everything that determines this trial's numbers."""
         config = experiment.config
+        sources = {source["name"]: source for source in config["sources"]}
         payload = {
             "trial": dataclasses.asdict(self),
             "model": config["model"],
-            "source": config["source"],
+            "source": sources.get(self.source),
             "target": config["target"] | {"train_sizes": None},
             "learning_rates": config["learning_rates"],
             "early_stopping": config["early_stopping"],
+            "scores": config["scores"],
             "recipe_options": {"lp_ft": config["lp_ft"], "l2sp": config["l2sp"]},
             "result_version": RESULT_VERSION,
         }
@@ -67,16 +74,27 @@ class TrialSpec:
 
 
 @dataclasses.dataclass
+class Source:
+    """One source of an experiment: its config, task, network and the layers that
+    transfer from it into the target network."""
+
+    name: str
+    config: dict
+    task: object
+    network: Network
+    transferable: list
+
+
+@dataclasses.dataclass
 class Plan:
     """Everything an experiment needs, checked, before any training."""
 
     experiment: object
     network: Network
-    source_network: Network
-    source_task: object
+    sources: dict
     target_task: object
-    transferable: list
     primary_metric: str
+    scores: list
     trials: list
 
 
@@ -85,18 +103,35 @@ def _network(model_config):
     return Network(model_config.get("builder") or model_config["file"], options)
 
 
+def _plan_source(config, index, network, target_task, transfer_arms):
+    source_config = config["sources"][index]
+    path = "source" if len(config["sources"]) == 1 else f"sources[{index}]"
+    task = load_task(source_config["task"])
+    source_network = _network(source_config["model"]) if source_config["model"] else network
+    source_model = source_network.build(task.input_shape, task.num_outputs, seed=0)
+    target_model = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
+    report = transfer_weights(source_model, target_model)
+    if transfer_arms and not report.copied:
+        reasons = "; ".join(reason for _, reason in report.skipped) or "no layers"
+        raise ConfigError(
+            f"arms: {transfer_arms} need transferred layers, but no layer of the "
+            f"{path} network can be copied into the target ({reasons}). Use the same "
+            f"layer names and shapes, or arms: [scratch]."
+        )
+    return Source(source_config["name"], source_config, task, source_network, report.copied)
+
+
 def plan(experiment):
     """Checks an experiment against its data and network and lists its trials.
 
     Raises `ConfigError` or `DataError` (before anything is trained) for a freeze
     depth beyond the network, a train size larger than the train split, a metric
-    the target task does not have, or a transfer arm when no layer can be copied.
+    or score the target task does not have, or a transfer arm when no layer can
+    be copied.
     """
     config = experiment.config
-    source_task = load_task(config["source"]["task"])
     target_task = load_task(config["target"]["task"])
     network = _network(config["model"])
-    source_network = _network(config["source"]["model"]) if config["source"]["model"] else network
 
     available = task_metrics.METRICS_BY_KIND[target_task.kind]
     for index, metric in enumerate(config["metrics"] or []):
@@ -106,6 +141,15 @@ def plan(experiment):
                 f"{target_task.kind} task {target_task.name!r}, received {metric!r}"
             )
     primary = (config["metrics"] or [task_metrics.PRIMARY_METRIC[target_task.kind]])[0]
+    scores = config["scores"]
+    if scores is None:
+        scores = default_scores(target_task.kind)
+    for index, score in enumerate(scores):
+        if score not in default_scores(target_task.kind) and target_task.kind == "regression":
+            raise ConfigError(
+                f"scores[{index}]: expected logme for the regression task "
+                f"{target_task.name!r}, received {score!r}"
+            )
 
     for index, size in enumerate(config["target"]["train_sizes"]):
         if isinstance(size, int) and size > len(target_task.y_train):
@@ -115,62 +159,70 @@ def plan(experiment):
                 f"{target_task.name!r}), received {size}"
             )
 
-    source = source_network.build(source_task.input_shape, source_task.num_outputs, seed=0)
-    target = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
-    report = transfer_weights(source, target)
-    transferable = report.copied
-    keras.backend.clear_session()
     transfer_arms = [arm for arm in config["arms"] if arm != "scratch"]
-    if transfer_arms and not transferable:
-        reasons = "; ".join(reason for _, reason in report.skipped) or "no layers"
-        raise ConfigError(
-            f"arms: {transfer_arms} need transferred layers, but no layer of the "
-            f"source network can be copied into the target ({reasons}). Use the same "
-            f"layer names and shapes, or arms: [scratch]."
-        )
+    sources = {}
+    for index in range(len(config["sources"])):
+        source = _plan_source(config, index, network, target_task, transfer_arms)
+        sources[source.name] = source
+    keras.backend.clear_session()
 
+    num_transferable = min(len(source.transferable) for source in sources.values())
     depths = config["freeze_depths"]
     if depths == "all":
-        depths = list(range(len(transferable) + 1))
+        depths = list(range(num_transferable + 1))
     for index, depth in enumerate(depths):
-        if depth > len(transferable):
+        if depth > num_transferable:
+            layers = next(
+                s.transferable for s in sources.values()
+                if len(s.transferable) == num_transferable
+            )
             raise ConfigError(
-                f"freeze_depths[{index}]: expected at most {len(transferable)} (the "
-                f"transferred layers are {transferable}), received {depth}"
+                f"freeze_depths[{index}]: expected at most {num_transferable} (the "
+                f"transferred layers are {layers}), received {depth}"
             )
 
     trials = []
     for size in config["target"]["train_sizes"]:
         for arm in config["arms"]:
-            if arm == "scratch":
-                arm_depths = [0]
-            elif arm == "linear_probe":
-                arm_depths = [len(transferable)]
-            else:
-                arm_depths = depths
-            for depth in arm_depths:
-                for seed in experiment.seeds:
-                    trials.append(TrialSpec(arm, depth, size, seed))
+            for source in [None] if arm == "scratch" else list(sources.values()):
+                if arm == "scratch":
+                    arm_depths = [0]
+                elif arm == "linear_probe":
+                    arm_depths = [len(source.transferable)]
+                else:
+                    arm_depths = depths
+                for depth in arm_depths:
+                    for seed in experiment.seeds:
+                        name = None if source is None else source.name
+                        trials.append(TrialSpec(arm, depth, size, seed, name))
     return Plan(
         experiment=experiment,
         network=network,
-        source_network=source_network,
-        source_task=source_task,
+        sources=sources,
         target_task=target_task,
-        transferable=transferable,
         primary_metric=primary,
+        scores=list(scores),
         trials=trials,
     )
 
 
 def plan_context(the_plan):
     """The facts of a plan that results need, as plain data (kept in the store)."""
+    first = next(iter(the_plan.sources.values()))
     return {
         "primary_metric": the_plan.primary_metric,
-        "source_metric": task_metrics.PRIMARY_METRIC[the_plan.source_task.kind],
-        "transferable": list(the_plan.transferable),
-        "source_task": the_plan.source_task.describe()
-        | {"fingerprint": the_plan.source_task.fingerprint()},
+        "source_metric": task_metrics.PRIMARY_METRIC[first.task.kind],
+        "scores": the_plan.scores,
+        "sources": [
+            {
+                "name": source.name,
+                "untrained": source.config["untrained"],
+                "task": source.task.describe() | {"fingerprint": source.task.fingerprint()},
+                "transferable": list(source.transferable),
+            }
+            for source in the_plan.sources.values()
+        ],
+        "transferable": list(first.transferable),
         "target_task": the_plan.target_task.describe()
         | {"fingerprint": the_plan.target_task.fingerprint()},
     }
@@ -205,24 +257,37 @@ class SourceModels:
         self.cache_folder = cache_folder
         self._trained = {}
 
-    def _spec_hash(self):
+    def _source(self, name):
+        return self.plan.sources[name] if name else next(iter(self.plan.sources.values()))
+
+    def _spec_hash(self, source):
         config = self.plan.experiment.config
-        payload = {"source": config["source"], "model": config["model"], "v": RESULT_VERSION}
+        payload = {"source": source.config, "model": config["model"], "v": RESULT_VERSION}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
-    def trained(self, seed):
-        """Returns `(model, test_metrics)` of the source trained with `seed`."""
-        if seed in self._trained:
-            return self._trained[seed]
-        task = self.plan.source_task
+    def trained(self, seed, name=None):
+        """Returns `(model, test_metrics)` of a source trained with `seed`.
+
+        Args:
+            seed: int.
+            name: str or None. The source's name; None for the first source.
+        """
+        source = self._source(name)
+        if (source.name, seed) in self._trained:
+            return self._trained[(source.name, seed)]
+        task = source.task
         path = None
         if self.cache_folder:
-            path = os.path.join(self.cache_folder, f"source-{self._spec_hash()}-seed{seed}.keras")
+            path = os.path.join(
+                self.cache_folder, f"source-{self._spec_hash(source)}-seed{seed}.keras"
+            )
         if path and os.path.isfile(path):
             model = keras.saving.load_model(path, compile=False)
+        elif source.config["untrained"]:
+            model = self.untrained(seed, source.name)
         else:
-            model = self.plan.source_network.build(task.input_shape, task.num_outputs, seed)
-            stage = self.plan.experiment.config["source"]
+            model = source.network.build(task.input_shape, task.num_outputs, seed)
+            stage = source.config
             compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
             fit(model, task, _settings(stage), seed)
             if path:
@@ -231,26 +296,42 @@ class SourceModels:
                 model.save(temporary)
                 os.replace(temporary, path)
         result = (model, evaluate_split(model, task, "test"))
-        self._trained[seed] = result
+        self._trained[(source.name, seed)] = result
         return result
 
-    def untrained(self, seed):
+    def untrained(self, seed, name=None):
         """A source network with random weights: the `random_transfer` control."""
-        task = self.plan.source_task
-        return self.plan.source_network.build(
-            task.input_shape, task.num_outputs, _derived_seed(seed, "random_source")
+        source = self._source(name)
+        return source.network.build(
+            source.task.input_shape, source.task.num_outputs,
+            _derived_seed(seed, "random_source"),
         )
 
 
-def _retention(plan, source_model, target_model, transferred):
+def _retention(source, source_model, target_model, transferred):
     """Source-task metrics of the target's trunk with the source head re-attached."""
-    task = plan.source_task
-    probe = plan.source_network.build(task.input_shape, task.num_outputs, seed=0)
+    task = source.task
+    probe = source.network.build(task.input_shape, task.num_outputs, seed=0)
     probe.set_weights(source_model.get_weights())
     report = transfer_weights(target_model, probe, layers=transferred)
     if report.skipped:
         return None
     return evaluate_split(probe, task, "test")
+
+
+def _scores(plan, source, source_model, transferred, depth, task):
+    """Transferability scores of the features the trial starts from (never fatal)."""
+    if not plan.scores:
+        return None, None
+    layer = feature_layer(source_model, transferred, depth)
+    try:
+        values = score_transfer(
+            source_model, source.task.kind, layer, task.x_train, task.y_train,
+            task.kind, plan.scores,
+        )
+    except KerasTLError as error:
+        return {name: None for name in plan.scores}, f"{layer}: {error}"
+    return values, layer
 
 
 def run_trial(plan, spec, sources, pool=None):
@@ -266,19 +347,25 @@ def run_trial(plan, spec, sources, pool=None):
     patience = (config["early_stopping"] or {}).get("patience")
     rates = config["learning_rates"] or [config["target"]["learning_rate"]]
     options = {**config["lp_ft"], **config["l2sp"]}
+    source = plan.sources[spec.source] if spec.source else None
     started = time.perf_counter()
     best = None
+    scores = score_note = None
     validation_by_rate = {}
     for rate in rates:
         model = plan.network.build(target_task.input_shape, target_task.num_outputs, spec.seed)
         transferred, report, source_model = [], None, None
-        if spec.arm != "scratch":
+        if source is not None:
             if spec.arm == "random_transfer":
-                source_model = sources.untrained(spec.seed)
+                source_model = sources.untrained(spec.seed, source.name)
             else:
-                source_model, _ = sources.trained(spec.seed)
+                source_model, _ = sources.trained(spec.seed, source.name)
             report = transfer_weights(source_model, model)
             transferred = report.copied
+            if scores is None:
+                scores, score_note = _scores(
+                    plan, source, source_model, transferred, spec.freeze_depth, target_task
+                )
         model, epochs = train_target(
             model, target_task, spec.recipe, transferred, spec.freeze_depth,
             _settings(config["target"], patience, rate), spec.seed, options, pool,
@@ -301,13 +388,15 @@ def run_trial(plan, spec, sources, pool=None):
         "val": validation,
         "test": evaluate_split(model, target_task, "test"),
         "transfer": report.to_dict() if report else None,
-        "source": None,
+        "scores": scores,
+        "score_features": score_note,
+        "source_metrics": None,
     }
-    if spec.arm not in ("scratch", "random_transfer"):
-        _, before = sources.trained(spec.seed)
-        record["source"] = {
+    if source is not None and spec.arm != "random_transfer":
+        _, before = sources.trained(spec.seed, source.name)
+        record["source_metrics"] = {
             "before": before,
-            "after": _retention(plan, source_model, model, transferred),
+            "after": _retention(source, source_model, model, transferred),
         }
     record["fit_time"] = time.perf_counter() - started
     return record
@@ -318,6 +407,7 @@ def _base_record(plan, spec):
         "key": spec.key(plan.experiment),
         "arm": spec.arm,
         "recipe": spec.recipe,
+        "source": spec.source,
         "freeze_depth": spec.freeze_depth,
         "requested_train_size": spec.train_size,
         "seed": spec.seed,

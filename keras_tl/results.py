@@ -95,10 +95,13 @@ def _flatten_trial(trial):
         if key in ("val", "test") and value:
             for metric, number in value.items():
                 row[f"{key}_{metric}"] = number
-        elif key == "source" and value:
+        elif key == "source_metrics":
             for moment in ("before", "after"):
-                for metric, number in (value.get(moment) or {}).items():
+                for metric, number in ((value or {}).get(moment) or {}).items():
                     row[f"source_{moment}_{metric}"] = number
+        elif key == "scores":
+            for name, number in (value or {}).items():
+                row[f"score_{name}"] = number
         elif key in ("transfer", "validation_by_learning_rate"):
             row[key] = json.dumps(value) if value else ""
         else:
@@ -145,17 +148,25 @@ def provenance(experiment, command=None):
 
 
 def _condition_key(trial):
-    return (trial["arm"], trial["freeze_depth"], trial["requested_train_size"])
+    return (trial["arm"], trial.get("source"), trial["freeze_depth"], trial["requested_train_size"])
 
 
-def _label(arm, depth, num_transferable):
-    if arm in ("scratch", "linear_probe") or num_transferable is None:
-        return arm
-    return f"{arm}@{depth}"
+def _label(arm, source, depth, num_sources):
+    label = arm if arm in ("scratch", "linear_probe") else f"{arm}@{depth}"
+    if source is not None and num_sources > 1:
+        label += f" from {source}"
+    return label
+
+
+def _same_condition(entry, other):
+    return all(entry[k] == other[k] for k in ("arm", "source", "freeze_depth", "train_size"))
 
 
 def build_results(experiment, context, records, provenance_record):
     """Summarises trial records into `Results` (pure: no training, no I/O).
+
+    A condition is one arm from one source at one freeze depth and train size;
+    its trials are its seeds.
 
     Args:
         experiment: an `Experiment` (or its resolved config dict).
@@ -169,12 +180,15 @@ def build_results(experiment, context, records, provenance_record):
     config = experiment if isinstance(experiment, dict) else experiment.to_dict()
     metric = context["primary_metric"]
     higher = higher_is_better(metric)
-    order = {arm: index for index, arm in enumerate(config["arms"])}
+    arm_order = {arm: index for index, arm in enumerate(config["arms"])}
+    source_order = {s["name"]: index for index, s in enumerate(config["sources"])}
+    num_sources = len(config["sources"])
     records = sorted(
         records,
         key=lambda r: (
             config["target"]["train_sizes"].index(r["requested_train_size"]),
-            order[r["arm"]], r["freeze_depth"], r["seed"],
+            arm_order[r["arm"]], source_order.get(r.get("source"), -1),
+            r["freeze_depth"], r["seed"],
         ),
     )
     groups = {}
@@ -182,11 +196,12 @@ def build_results(experiment, context, records, provenance_record):
         groups.setdefault(_condition_key(record), []).append(record)
 
     conditions = []
-    for (arm, depth, size), trials in groups.items():
+    for (arm, source, depth, size), trials in groups.items():
         finished = [t for t in trials if t["status"] == "ok"]
         entry = {
-            "label": _label(arm, depth, len(context["transferable"])),
+            "label": _label(arm, source, depth, num_sources),
             "arm": arm,
+            "source": source,
             "recipe": trials[0]["recipe"],
             "freeze_depth": depth,
             "train_size": size,
@@ -198,13 +213,14 @@ def build_results(experiment, context, records, provenance_record):
             ],
             "test": {},
             "val": {},
+            "scores": {},
         }
-        if finished:
-            for split in ("test", "val"):
-                for name in finished[0][split]:
-                    values = [t[split][name] for t in finished]
-                    if all(value is not None for value in values):
-                        entry[split][name] = stats.summarize(values)
+        for split in ("test", "val", "scores"):
+            names = [name for t in finished for name in (t.get(split) or {})]
+            for name in dict.fromkeys(names):
+                values = [(t.get(split) or {}).get(name) for t in finished]
+                if values and all(value is not None for value in values):
+                    entry[split][name] = stats.summarize(values)
         conditions.append(entry)
 
     gains = _gains(conditions, groups, metric, higher)
@@ -217,7 +233,8 @@ def build_results(experiment, context, records, provenance_record):
         "best_freeze_depth": _best_freeze_depths(conditions, metric, higher),
         "curves": _curves(conditions, metric),
         "data_efficiency": _data_efficiency(conditions, metric, higher),
-        "retention": _retention(groups, context),
+        "retention": _retention(groups, context, num_sources),
+        "rank_agreement": _rank_agreement(conditions, metric, higher, context.get("scores") or []),
         "num_trials": len(records),
         "num_failed": sum(1 for r in records if r["status"] != "ok"),
     }
@@ -227,25 +244,23 @@ def build_results(experiment, context, records, provenance_record):
     )
 
 
+def _seed_values(trials, metric):
+    return {t["seed"]: t["test"][metric] for t in trials if t["status"] == "ok"}
+
+
 def _gains(conditions, groups, metric, higher):
     gains = []
     for entry in conditions:
         if entry["arm"] == "scratch":
             continue
-        arm_values = {
-            t["seed"]: t["test"][metric]
-            for t in groups[(entry["arm"], entry["freeze_depth"], entry["train_size"])]
-            if t["status"] == "ok"
-        }
-        scratch_values = {
-            t["seed"]: t["test"][metric]
-            for t in groups.get(("scratch", 0, entry["train_size"]), [])
-            if t["status"] == "ok"
-        }
+        key = (entry["arm"], entry["source"], entry["freeze_depth"], entry["train_size"])
+        arm_values = _seed_values(groups[key], metric)
+        scratch_values = _seed_values(groups.get(("scratch", None, 0, entry["train_size"]), []), metric)
         seeds = sorted(set(arm_values) & set(scratch_values))
         gain = {
             "label": entry["label"],
             "arm": entry["arm"],
+            "source": entry["source"],
             "freeze_depth": entry["freeze_depth"],
             "train_size": entry["train_size"],
             "num_samples": entry["num_samples"],
@@ -276,17 +291,13 @@ def _gains(conditions, groups, metric, higher):
 
 def _best(conditions, gains, metric):
     """The transfer condition with the best mean val metric, and its test gain."""
-    candidates = [
-        c for c in conditions if c["arm"] != "scratch" and metric in c["val"]
-    ]
+    candidates = [c for c in conditions if c["arm"] != "scratch" and metric in c["val"]]
     if not candidates:
         return None
     higher = higher_is_better(metric)
     chosen = (max if higher else min)(candidates, key=lambda c: c["val"][metric]["mean"])
     for gain in gains:
-        if (gain["arm"], gain["freeze_depth"], gain["train_size"]) == (
-            chosen["arm"], chosen["freeze_depth"], chosen["train_size"],
-        ):
+        if _same_condition(gain, chosen):
             return {**gain, "selected_by": f"val_{metric}"}
     return None
 
@@ -296,12 +307,13 @@ def _best_freeze_depths(conditions, metric, higher):
     by_arm = {}
     for c in conditions:
         if c["arm"] not in ("scratch", "linear_probe") and metric in c["val"]:
-            by_arm.setdefault((c["arm"], c["train_size"]), []).append(c)
-    for (arm, size), entries in by_arm.items():
+            by_arm.setdefault((c["arm"], c["source"], c["train_size"]), []).append(c)
+    for (arm, source, size), entries in by_arm.items():
         chosen = (max if higher else min)(entries, key=lambda c: c["val"][metric]["mean"])
         best.append(
-            {"arm": arm, "train_size": size, "num_samples": chosen["num_samples"],
-             "freeze_depth": chosen["freeze_depth"], "selected_by": f"val_{metric}"}
+            {"arm": arm, "source": source, "train_size": size,
+             "num_samples": chosen["num_samples"], "freeze_depth": chosen["freeze_depth"],
+             "selected_by": f"val_{metric}"}
         )
     return best
 
@@ -315,16 +327,21 @@ def _point(entry, metric, x):
 
 
 def _curves(conditions, metric):
-    by_depth, by_size = {}, {}
+    """Metric vs freeze depth (per arm and source, per train size) and vs train size."""
+    by_depth, by_size = [], {}
+    depth_curves = {}
     for entry in conditions:
         depth_point = _point(entry, metric, "freeze_depth")
         if depth_point and entry["arm"] not in ("scratch", "linear_probe"):
-            by_depth.setdefault(entry["arm"], {}).setdefault(str(entry["train_size"]), []).append(depth_point)
+            key = (entry["arm"], entry["source"], entry["train_size"])
+            depth_curves.setdefault(key, []).append(depth_point)
         size_point = _point(entry, metric, "train_size")
         if size_point:
             by_size.setdefault(entry["label"], []).append(size_point)
-    for curves in by_size.values():
-        curves.sort(key=lambda p: p["train_size"])
+    for (arm, source, size), points in depth_curves.items():
+        by_depth.append({"arm": arm, "source": source, "train_size": size, "points": points})
+    for points in by_size.values():
+        points.sort(key=lambda p: p["train_size"])
     return {"metric": metric, "freeze_depth": by_depth, "train_size": by_size}
 
 
@@ -347,34 +364,36 @@ def _data_efficiency(conditions, metric, higher):
             {
                 "label": c["label"],
                 "arm": c["arm"],
+                "source": c["source"],
                 "freeze_depth": c["freeze_depth"],
                 "train_size": c["num_samples"],
                 "scratch_size": match["size"],
                 "bound": match["bound"],
-                "data_ratio": match["size"] / c["num_samples"],
+                "data_ratio": None if match["size"] is None else match["size"] / c["num_samples"],
             }
         )
     return rows
 
 
-def _retention(groups, context):
+def _retention(groups, context, num_sources):
     rows = []
-    for (arm, depth, size), trials in groups.items():
+    metric = context["source_metric"]
+    higher = higher_is_better(metric)
+    for (arm, source, depth, size), trials in groups.items():
         pairs = [
-            t["source"] for t in trials
-            if t["status"] == "ok" and t.get("source") and t["source"]["after"]
+            t["source_metrics"] for t in trials
+            if t["status"] == "ok" and t.get("source_metrics") and t["source_metrics"]["after"]
         ]
         if not pairs:
             continue
-        metric = context["source_metric"]
-        higher = higher_is_better(metric)
         before = [p["before"][metric] for p in pairs]
         after = [p["after"][metric] for p in pairs]
         forgetting = [(b - a) if higher else (a - b) for b, a in zip(before, after)]
         rows.append(
             {
-                "label": _label(arm, depth, len(context["transferable"])),
+                "label": _label(arm, source, depth, num_sources),
                 "arm": arm,
+                "source": source,
                 "freeze_depth": depth,
                 "train_size": size,
                 "metric": metric,
@@ -383,6 +402,41 @@ def _retention(groups, context):
                 "forgetting": stats.summarize(forgetting),
             }
         )
+    return rows
+
+
+def _rank_agreement(conditions, metric, higher, score_names):
+    """How well each score's ranking of the transfer conditions matched reality.
+
+    For every score: Kendall tau, weighted tau and Pearson between the mean score of
+    each transfer condition and its realised mean test metric (sign-flipped for a
+    lower-is-better metric), over all transfer conditions of a train size, and over
+    the sources of each (arm, freeze depth) when there are several sources.
+    """
+    rows = []
+    transfer = [c for c in conditions if c["arm"] != "scratch" and metric in c["test"]]
+    groups = {}
+    for c in transfer:
+        groups.setdefault(("all conditions", c["train_size"]), []).append(c)
+        groups.setdefault((f"sources of {c['arm']}@{c['freeze_depth']}", c["train_size"]), []).append(c)
+    for (scope, size), members in groups.items():
+        if scope != "all conditions" and len({c["source"] for c in members}) < 2:
+            continue
+        for name in score_names:
+            pairs = [
+                (c["scores"][name]["mean"], c["test"][metric]["mean"] * (1 if higher else -1))
+                for c in members if name in c["scores"]
+            ]
+            agreement = stats.rank_agreement([p[0] for p in pairs], [p[1] for p in pairs])
+            rows.append(
+                {
+                    "score": name,
+                    "scope": scope,
+                    "train_size": size,
+                    "labels": [c["label"] for c in members if name in c["scores"]],
+                    **agreement,
+                }
+            )
     return rows
 
 

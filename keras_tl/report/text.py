@@ -25,6 +25,35 @@ def _gain_text(gain):
     return interval, _number(gain["p_value"]), _number(gain["p_value_adjusted"]), gain["verdict"]
 
 
+def _key(row):
+    return row["arm"], row.get("source"), row["freeze_depth"], row["train_size"]
+
+
+def _score_lines(summary):
+    """The scores of each transfer condition, and how well each ranked them."""
+    agreement = summary.get("rank_agreement") or []
+    names = list(dict.fromkeys(row["score"] for row in agreement))
+    if not names:
+        return []
+    metric = summary["primary_metric"]
+    rows = [
+        [c["label"], c["num_samples"], _mean_ci(c["test"].get(metric))]
+        + [_number((c["scores"].get(name) or {}).get("mean")) for name in names]
+        for c in summary["conditions"] if c["arm"] != "scratch"
+    ]
+    lines = ["", "Transferability scores (mean over seeds) vs realised test " + metric,
+             format_table(["arm", "train", f"test {metric}", *names], rows), ""]
+    rows = [
+        [row["score"], row["scope"], row["train_size"], row["n"], _number(row["kendall_tau"]),
+         _number(row["weighted_tau"]), _number(row["pearson"])]
+        for row in agreement
+    ]
+    lines.append("Did the scores rank the arms right? (1 = perfectly, -1 = reversed)")
+    lines.append(format_table(
+        ["score", "over", "train", "n", "Kendall tau", "weighted tau", "Pearson"], rows))
+    return lines
+
+
 def format_table(header, rows):
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
@@ -37,10 +66,10 @@ def format_summary(results):
     """Returns the run's summary as text: one table and a few verdict lines."""
     summary = results.summary
     metric = summary["primary_metric"]
-    gains = {(g["arm"], g["freeze_depth"], g["train_size"]): g for g in summary["gains"]}
+    gains = {_key(g): g for g in summary["gains"]}
     rows = []
     for c in summary["conditions"]:
-        gain = gains.get((c["arm"], c["freeze_depth"], c["train_size"]))
+        gain = gains.get(_key(c))
         rows.append(
             [c["label"], c["num_samples"] or c["train_size"], f"{c['n']}"
              + (f" ({c['num_failed']} failed)" if c["num_failed"] else ""),
@@ -50,7 +79,8 @@ def format_summary(results):
               "p", "p (Holm)", "verdict"]
     config = results.config
     lines = [
-        f"{config['name']}: {config['source']['task']} -> {config['target']['task']}"
+        f"{config['name']}: {', '.join(s['name'] for s in config['sources'])} -> "
+        f"{config['target']['task']}"
         f" on {results.provenance.get('backend')} ({len(results.provenance.get('seeds', []))} seeds)",
         "",
         format_table(header, rows),
@@ -66,7 +96,9 @@ def format_summary(results):
         )
     for row in summary["best_freeze_depth"]:
         lines.append(
-            f"Best freeze depth for {row['arm']} at {row['num_samples']} samples (on val): "
+            f"Best freeze depth for {row['arm']}"
+            + (f" from {row['source']}" if len(config["sources"]) > 1 else "")
+            + f" at {row['num_samples']} samples (on val): "
             f"{row['freeze_depth']}"
         )
     for row in summary["data_efficiency"]:
@@ -83,6 +115,7 @@ def format_summary(results):
             f"{row['after']['mean']:.3f} after target training (forgetting "
             f"{100 * row['forgetting']['mean']:+.1f} points)"
         )
+    lines += _score_lines(summary)
     if summary["num_failed"]:
         lines.append(f"{summary['num_failed']} trial(s) failed; see trials.csv for reasons.")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ def reduced(path):
     """The example with 1 epoch, 2 seeds and at most 2 small train sizes."""
     raw = yaml.safe_load(path.read_text())
     raw["seeds"] = 2
-    raw["source"]["epochs"] = 1
+    for source in raw.get("sources", [raw.get("source")]):
+        source["epochs"] = 1
     raw["target"]["epochs"] = 1
     sizes = raw["target"].get("train_sizes", [1.0])
     raw["target"]["train_sizes"] = [s if isinstance(s, int) else 20 for s in sizes][:2]
@@ -32,7 +33,9 @@ def test_parity_example_is_the_default_experiment():
 
 def test_examples_folder_holds_the_documented_examples():
     names = {path.stem for path in YAML_EXAMPLES}
-    assert {"parity", "split_digits", "freeze_sweep", "learning_curve"} <= names
+    assert {
+        "parity", "split_digits", "freeze_sweep", "learning_curve", "source_selection"
+    } <= names
 
 
 @pytest.mark.parametrize("path", YAML_EXAMPLES, ids=lambda p: p.stem)
