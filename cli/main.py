@@ -9,6 +9,7 @@ import datetime
 import functools
 import os
 import shlex
+import signal
 import sys
 
 import click
@@ -119,9 +120,11 @@ def tasks():
 @click.option("--seeds", type=int, default=None, help="Number of seeds (overrides the config).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials again when resuming.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Run trials in this many worker processes.")
 @click.option("--quiet", is_flag=True, help="Print only the final summary.")
 @user_errors
-def evaluate(config, backend, out, seeds, overwrite, retry_failed, quiet):
+def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet):
     """Run an experiment (default: digits -> digits:parity) and summarise it."""
     _select_backend(backend)
     from keras_tl.config import load_experiment
@@ -147,9 +150,11 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, quiet):
         )
 
     command = "keras-tl " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    # SIGTERM stops like Ctrl-C: the running trial is abandoned, finished ones stay.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         results = run(experiment, out=out, overwrite=overwrite, retry_failed=retry_failed,
-                      on_trial=progress, command=command)
+                      on_trial=progress, command=command, workers=workers)
     except KeyboardInterrupt:
         click.echo(
             f"\nInterrupted. Finished trials are saved in {out}. Resume with the same "

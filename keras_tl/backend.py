@@ -112,6 +112,24 @@ def require(name):
     os.environ["KERAS_BACKEND"] = name
 
 
+def thread_limits(threads):
+    """Environment variables that cap a process's compute threads at `threads`.
+
+    They must be set before the backend is imported: OpenMP/MKL (torch, NumPy),
+    TensorFlow's intra- and inter-op pools and XLA's CPU thread pool (jax).
+    """
+    threads = str(int(threads))
+    return {
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                      f"intra_op_parallelism_threads={threads}").strip(),
+    }
+
+
 def describe():
     """Returns one dict per supported backend: name, version (or None), active."""
     current = active()

@@ -10,22 +10,22 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import keras
 
 from keras_tl import metrics as task_metrics
 from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
-from keras_tl.errors import ConfigError, DataError, KerasTLError, StoreError
+from keras_tl.errors import ConfigError, KerasTLError, StoreError
 from keras_tl.models import Network
 from keras_tl.results import build_results, provenance
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import load_task
+from keras_tl.executors import ProcessExecutor, SerialExecutor
 from keras_tl.training import (
     FitSettings,
-    ModelPool,
-    TrialFailure,
     compile_model,
     evaluate as evaluate_split,
     fit,
@@ -402,7 +402,8 @@ def run_trial(plan, spec, sources, pool=None):
     return record
 
 
-def _base_record(plan, spec):
+def base_record(plan, spec):
+    """The identifying fields of a trial's record."""
     return {
         "key": spec.key(plan.experiment),
         "arm": spec.arm,
@@ -447,18 +448,21 @@ def _bound_store(path, experiment):
     return store
 
 
-def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_trial=None, command=None):
+def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
+             on_trial=None, command=None, workers=1):
     """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
 
     Args:
         experiment: an `Experiment`, a YAML path, a dict, or None for the default.
         out: str or None. The run folder; it holds `trials.sqlite`, `results.json`,
-            `trials.csv` and `cache/`. Re-running with the same folder resumes.
+            `trials.csv`, `run.log` and `cache/`. Re-running with the same folder
+            resumes: finished trials are not run again.
         overwrite: bool. Replace a non-empty `out` that belongs to another run.
         retry_failed: bool. Run failed trials again.
         on_trial: callable or None. Called as `on_trial(done, total, record)` after
             each trial.
         command: str or None. The command line, recorded in the provenance.
+        workers: int. Run trials in this many worker processes (1: in this one).
 
     Returns:
         `Results`.
@@ -466,60 +470,63 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False, on_
     Example:
 
     >>> results = keras_tl.evaluate("examples/parity.yaml", out="runs/parity")
-    >>> results.summary["gains"][0]["verdict"]
-    'positive'
+    >>> results.summary["best"]["verdict"]
+    'inconclusive'
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
     experiment = load_experiment(experiment)
     the_plan = plan(experiment)
     context = plan_context(the_plan)
     store = prepare_run_folder(out, experiment, overwrite) if out else None
     if store:
         store.set_meta("context", context)
-    sources = SourceModels(the_plan, os.path.join(out, "cache") if out else None)
-    pool = ModelPool()
+    cache_folder = os.path.join(out, "cache") if out else None
+    scratch_folder = None
+    if workers > 1 and cache_folder is None:  # Workers share sources through files.
+        cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")
     done = store.statuses() if store else {}
-    records = store.records() if store else []
+    pending = [
+        spec for spec in the_plan.trials
+        if not (done.get(spec.key(experiment)) == "ok"
+                or (done.get(spec.key(experiment)) == "failed" and not retry_failed))
+    ]
     total = len(the_plan.trials)
-    finished = 0
+    finished = total - len(pending)
+    records = {}
+    if workers == 1:
+        executor = SerialExecutor(the_plan, cache_folder)
+    else:
+        executor = ProcessExecutor(the_plan, cache_folder, workers, keras.config.backend())
     try:
-        for spec in the_plan.trials:
-            key = spec.key(experiment)
-            status = done.get(key)
-            if status == "ok" or (status == "failed" and not retry_failed):
-                finished += 1
-                continue
-            record = _base_record(the_plan, spec)
-            started = time.perf_counter()
-            try:
-                record.update(run_trial(the_plan, spec, sources, pool))
-                record["status"], record["error"] = "ok", None
-            except TrialFailure as failure:
-                record["status"], record["error"] = "failed", str(failure)
-            except (ConfigError, DataError):
-                raise
-            except Exception as error:  # Any other trial error is isolated and recorded.
-                record["status"] = "failed"
-                record["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
-            record["wall_time"] = time.perf_counter() - started
+        for record, details in executor.run(pending):
             if store:
                 store.put(record)
-            records = [r for r in records if r["key"] != key] + [record]
+            if details and out:
+                with open(os.path.join(out, "run.log"), "a") as log:
+                    log.write(f"trial {record['key']} ({record['arm']}, seed "
+                              f"{record['seed']}) failed:\n{details}\n")
+            records[record["key"]] = record
             finished += 1
             if on_trial:
                 on_trial(finished, total, record)
+    finally:
+        executor.close()
+        keras.backend.clear_session()
+        if scratch_folder:
+            shutil.rmtree(scratch_folder, ignore_errors=True)
+    try:
         keys = {spec.key(experiment) for spec in the_plan.trials}
-        if store:  # Results always come from the store, as `keras-tl report` builds them.
-            records = store.records()
-        records = [r for r in records if r["key"] in keys]
+        # Results always come from the store, exactly as `keras-tl report` builds them.
+        stored = store.records() if store else list(records.values())
+        stored = [record for record in stored if record["key"] in keys]
         run_provenance = provenance(experiment, command)
         if store:
             store.set_meta("provenance", run_provenance)
-        results = build_results(experiment, context, records, run_provenance)
+        results = build_results(experiment, context, stored, run_provenance)
         if out:
             results.write(out)
         return results
     finally:
-        pool.clear()
-        keras.backend.clear_session()
         if store:
             store.close()
