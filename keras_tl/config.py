@@ -152,13 +152,34 @@ def _model(value, path):
     if not isinstance(value, dict):
         _fail(path, "a builder name or a mapping with 'builder' or 'file'", value)
     value = dict(value)
-    if ("builder" in value) == ("file" in value):
+    kinds = [key for key in ("builder", "file", "application", "keras_hub") if key in value]
+    if len(kinds) != 1:
         raise ConfigError(
             f"{path}: give exactly one of 'builder' (small_cnn, mlp or "
-            f"package.module:function) or 'file' (a .keras path). Received keys: "
+            f"package.module:function), 'file' (a .keras path), 'application' (a "
+            f"keras.applications name) or 'keras_hub' (a preset). Received keys: "
             f"{sorted(value)}"
         )
-    if "file" in value:
+    if "keras_hub" in value:
+        raise ConfigError(
+            f"{path}.keras_hub: KerasHub backbones are not supported yet. Use "
+            f"'application' (keras.applications), 'builder' or a .keras 'file'."
+        )
+    if "application" in value:
+        _check_keys(value, ("application", "weights", "image_shape", "pooling"), path)
+        _string(value["application"], f"{path}.application")
+        if value.get("weights", None) not in (None, "imagenet"):
+            _fail(f"{path}.weights", "imagenet or null", value["weights"])
+        value.setdefault("weights", None)
+        value.setdefault("pooling", "avg")
+        _choice(value["pooling"], ("avg", "max"), f"{path}.pooling")
+        shape = value.get("image_shape")
+        if shape is not None and (
+            not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(d, int) and d > 0 for d in shape)
+        ):
+            _fail(f"{path}.image_shape", "[height, width, 3]", shape)
+    elif "file" in value:
         _check_keys(value, ("file",), path)
         _string(value["file"], f"{path}.file")
     else:

@@ -16,6 +16,7 @@ import time
 import keras
 
 from keras_tl import metrics as task_metrics
+from keras_tl.applications import transfer_units
 from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
 from keras_tl.models import Network
@@ -99,8 +100,11 @@ class Plan:
 
 
 def _network(model_config):
+    definition = model_config.get("builder") or model_config.get("file")
     options = {k: v for k, v in model_config.items() if k not in ("builder", "file")}
-    return Network(model_config.get("builder") or model_config["file"], options)
+    if "application" in model_config:
+        definition = "keras_tl.applications:application"
+    return Network(definition, options)
 
 
 def _plan_source(config, index, network, target_task, transfer_arms):
@@ -166,19 +170,20 @@ def plan(experiment):
         sources[source.name] = source
     keras.backend.clear_session()
 
-    num_transferable = min(len(source.transferable) for source in sources.values())
+    num_transferable = min(len(transfer_units(s.transferable)) for s in sources.values())
     depths = config["freeze_depths"]
     if depths == "all":
         depths = list(range(num_transferable + 1))
     for index, depth in enumerate(depths):
         if depth > num_transferable:
-            layers = next(
-                s.transferable for s in sources.values()
-                if len(s.transferable) == num_transferable
+            units = next(
+                [name for name, _ in transfer_units(s.transferable)]
+                for s in sources.values()
+                if len(transfer_units(s.transferable)) == num_transferable
             )
             raise ConfigError(
                 f"freeze_depths[{index}]: expected at most {num_transferable} (the "
-                f"transferred layers are {layers}), received {depth}"
+                f"transferred layers are {units}), received {depth}"
             )
 
     trials = []
@@ -188,7 +193,7 @@ def plan(experiment):
                 if arm == "scratch":
                     arm_depths = [0]
                 elif arm == "linear_probe":
-                    arm_depths = [len(source.transferable)]
+                    arm_depths = [len(transfer_units(source.transferable))]
                 else:
                     arm_depths = depths
                 for depth in arm_depths:

@@ -9,6 +9,7 @@ probabilities on them. Regression targets support LogME only.
 import keras
 import numpy as np
 
+from keras_tl.applications import transfer_units
 from keras_tl.errors import ConfigError
 from keras_tl.models import HEAD
 from keras_tl.scores.transferability import SCORES
@@ -28,11 +29,13 @@ def default_scores(kind):
 def feature_layer(model, transferred, depth):
     """The layer whose outputs feed the scores for a trial frozen to `depth`.
 
-    It is where the frozen part ends: the `depth`-th transferred layer; with
-    nothing or everything frozen, the input of the head (the whole trunk).
+    It is where the frozen part ends: the last layer of the `depth`-th transferred
+    unit; with nothing or everything frozen, the input of the head (the whole
+    trunk).
     """
-    if 0 < depth < len(transferred):
-        return transferred[depth - 1]
+    units = transfer_units(transferred)
+    if 0 < depth < len(units):
+        return units[depth - 1][1][-1]
     head_input = model.get_layer(HEAD).input
     for layer in reversed(model.layers):
         if layer.name != HEAD and layer.output is head_input:

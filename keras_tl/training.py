@@ -13,6 +13,7 @@ import math
 import keras
 import numpy as np
 
+from keras_tl.applications import transfer_units
 from keras_tl.errors import ConfigError
 from keras_tl.metrics import compute_metrics
 from keras_tl.models import HEAD
@@ -245,10 +246,10 @@ def train_target(
     if recipe == "scratch":
         depth, transferred = 0, []
     elif recipe == "linear_probe":
-        depth = len(transferred)
+        depth = len(transfer_units(transferred))
     if recipe == "lp_ft":
         probe_epochs = max(1, int(round(settings.epochs * options.get("probe_fraction", 0.5))))
-        freeze(model, depth=len(transferred), transferred=transferred)
+        freeze(model, depth=len(transfer_units(transferred)), transferred=transferred)
         compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
         probe = dataclasses.replace(settings, epochs=probe_epochs)
         epochs_run = fit(model, task, probe, seed)

@@ -8,6 +8,7 @@ listed in the `TransferReport` with the reason, never skipped silently.
 import dataclasses
 
 from keras_tl.errors import TransferError
+from keras_tl.applications import transfer_units
 from keras_tl.models import trunk_layers
 
 MATCHES = ("name", "order")
@@ -113,7 +114,10 @@ def _mismatch(name, source_weights, target_weights):
 
 
 def freeze(model, depth=None, layers=None, transferred=None):
-    """Freezes the first `depth` transferred layers, or the layers named.
+    """Freezes the first `depth` transferred units, or the layers named.
+
+    A unit is a layer, or for deep backbones a block of layers
+    (`keras_tl.applications.transfer_units`): `depth` counts units.
 
     Every other layer is made trainable. Frozen `BatchNormalization` layers run in
     inference mode (Keras 3 semantics of `trainable=False`), so their moving
@@ -123,7 +127,7 @@ def freeze(model, depth=None, layers=None, transferred=None):
 
     Args:
         model: keras.Model. Modified in place.
-        depth: int or None. How many of the transferred layers to freeze, counted
+        depth: int or None. How many of the transferred units to freeze, counted
             from the input.
         layers: list of str or None. Exact layer names to freeze instead of depth.
         transferred: list of str or None. The transferred layers, in order
@@ -141,6 +145,7 @@ def freeze(model, depth=None, layers=None, transferred=None):
     if (depth is None) == (layers is None):
         raise TransferError("freeze: give exactly one of depth= or layers=.")
     candidates = trunk_layers(model) if transferred is None else list(transferred)
+    units = transfer_units(candidates)
     if layers is not None:
         names = [layer.name for layer in model.layers]
         unknown = [name for name in layers if name not in names]
@@ -151,12 +156,13 @@ def freeze(model, depth=None, layers=None, transferred=None):
             )
         frozen = list(layers)
     else:
-        if not isinstance(depth, int) or depth < 0 or depth > len(candidates):
+        if not isinstance(depth, int) or depth < 0 or depth > len(units):
             raise TransferError(
-                f"freeze: depth must be an integer from 0 to {len(candidates)} (the "
-                f"number of transferred layers {candidates}). Received: {depth!r}."
+                f"freeze: depth must be an integer from 0 to {len(units)} (the "
+                f"number of transferred units {[name for name, _ in units]}). "
+                f"Received: {depth!r}."
             )
-        frozen = candidates[:depth]
+        frozen = [layer for _, layers in units[:depth] for layer in layers]
     for layer in model.layers:
         layer.trainable = layer.name not in frozen
     if model.compiled:
