@@ -15,7 +15,7 @@ import os
 
 from keras_tl.errors import ConfigError
 
-ARMS = ("scratch", "fine_tune", "linear_probe", "lp_ft", "l2sp", "random_transfer")
+ARMS = ("scratch", "fine_tune", "linear_probe", "lp_ft", "l2sp", "random_transfer", "fused")
 # The recipe each arm trains with (random_transfer fine-tunes an untrained source).
 ARM_RECIPES = {
     "scratch": "scratch",
@@ -24,6 +24,7 @@ ARM_RECIPES = {
     "lp_ft": "lp_ft",
     "l2sp": "l2sp",
     "random_transfer": "fine_tune",
+    "fused": "fused",
 }
 # Arms whose freeze depth is swept over `freeze_depths`.
 SWEPT_ARMS = ("fine_tune", "lp_ft", "l2sp", "random_transfer")
@@ -256,6 +257,7 @@ def resolve(raw):
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
+        "fused",
     )
     _check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -350,6 +352,27 @@ def resolve(raw):
     }
     if config["lp_ft"]["probe_fraction"] >= 1:
         _fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
+    fused = raw.get("fused") or {}
+    if not isinstance(fused, dict):
+        _fail("fused", "a mapping like {tasks: [...], loss_weights: [...]}", fused)
+    _check_keys(fused, ("tasks", "loss_weights"), "fused")
+    source_tasks = [source["task"] for source in config["sources"]]
+    fused_tasks = fused.get("tasks") or [source_tasks[0], config["target"]["task"]]
+    _non_empty_list(fused_tasks, "fused.tasks")
+    allowed_tasks = [*source_tasks, config["target"]["task"]]
+    for index, task in enumerate(fused_tasks):
+        _choice(task, allowed_tasks, f"fused.tasks[{index}]")
+    if config["target"]["task"] not in fused_tasks or len(set(fused_tasks)) != len(fused_tasks):
+        _fail("fused.tasks", "distinct tasks including the target task", fused_tasks)
+    weights = fused.get("loss_weights") or [1.0] * len(fused_tasks)
+    if not isinstance(weights, list) or len(weights) != len(fused_tasks):
+        _fail("fused.loss_weights", f"a list of {len(fused_tasks)} numbers", weights)
+    weights = [
+        _non_negative_float(weight, f"fused.loss_weights[{index}]")
+        for index, weight in enumerate(weights)
+    ]
+    config["fused"] = {"tasks": list(fused_tasks), "loss_weights": weights}
+
     l2sp = raw.get("l2sp") or {}
     _check_keys(l2sp, ("alpha", "beta"), "l2sp")
     config["l2sp"] = {

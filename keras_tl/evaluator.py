@@ -21,10 +21,12 @@ from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
 from keras_tl.models import Network
 from keras_tl.results import build_results, provenance
+from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import load_task
 from keras_tl.executors import ProcessExecutor, SerialExecutor
+from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.training import (
     FitSettings,
     compile_model,
@@ -68,6 +70,7 @@ class TrialSpec:
             "early_stopping": config["early_stopping"],
             "scores": config["scores"],
             "recipe_options": {"lp_ft": config["lp_ft"], "l2sp": config["l2sp"]},
+            "fused": config["fused"] if self.arm == "fused" else None,
             "result_version": RESULT_VERSION,
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -189,8 +192,8 @@ def plan(experiment):
     trials = []
     for size in config["target"]["train_sizes"]:
         for arm in config["arms"]:
-            for source in [None] if arm == "scratch" else list(sources.values()):
-                if arm == "scratch":
+            for source in [None] if arm in ("scratch", "fused") else list(sources.values()):
+                if arm in ("scratch", "fused"):
                     arm_depths = [0]
                 elif arm == "linear_probe":
                     arm_depths = [len(transfer_units(source.transferable))]
@@ -304,6 +307,14 @@ class SourceModels:
         self._trained[(source.name, seed)] = result
         return result
 
+    def random_init_metrics(self, seed, name=None):
+        """Source-task test metrics of the untrained source network (for FWT)."""
+        source = self._source(name)
+        key = ("random", source.name, seed)
+        if key not in self._trained:
+            self._trained[key] = evaluate_split(self.untrained(seed, name), source.task, "test")
+        return self._trained[key]
+
     def untrained(self, seed, name=None):
         """A source network with random weights: the `random_transfer` control."""
         source = self._source(name)
@@ -339,6 +350,59 @@ def _scores(plan, source, source_model, transferred, depth, task):
     return values, layer
 
 
+def _layer_cka(source_model, target_model, transferred, task):
+    """Linear CKA, source vs trained target, at the end of every transferred unit,
+    on (at most 500 of) the target test inputs: where fine-tuning moved features."""
+    layers = [unit_layers[-1] for _, unit_layers in transfer_units(transferred)]
+    try:
+        similarity = layer_similarity(
+            source_model, target_model, task.x_test[:500], layers, layers
+        )
+    except KerasTLError:  # e.g. a subclassed model whose layers have no graph
+        return None
+    return {layer: similarity["matrix"][i][i] for i, layer in enumerate(layers)}
+
+
+def _run_fused_trial(plan, spec, sources, target_task):
+    """Trains one fused model on the configured tasks; the target head is the arm."""
+    config = plan.experiment.config
+    by_task = {source.task.name: source for source in plan.sources.values()}
+    tasks = [
+        target_task if name == target_task.name else by_task[name].task
+        for name in config["fused"]["tasks"]
+    ]
+    started = time.perf_counter()
+    model, heads, _ = build_fused(plan.network, tasks, spec.seed)
+    settings = _settings(
+        config["target"], (config["early_stopping"] or {}).get("patience")
+    )
+    epochs = fit_fused(
+        model, tasks, heads, settings, spec.seed, config["fused"]["loss_weights"]
+    )
+    test = evaluate_fused(model, tasks, heads, "test")
+    validation = evaluate_fused(model, tasks, heads, "val")
+    baselines = {
+        name: sources.trained(spec.seed, by_task[name].name)[1]
+        for name in config["fused"]["tasks"] if name != target_task.name
+    }
+    return {
+        "learning_rate": config["target"]["learning_rate"],
+        "validation_by_learning_rate": None,
+        "epochs": epochs,
+        "train_size": len(target_task.y_train),
+        "val": validation[target_task.name],
+        "test": test[target_task.name],
+        "transfer": None,
+        "scores": None,
+        "score_features": None,
+        "source_metrics": None,
+        "stream": None,
+        "cka": None,
+        "fused": {"test": test, "val": validation, "source_baselines": baselines},
+        "fit_time": time.perf_counter() - started,
+    }
+
+
 def run_trial(plan, spec, sources, pool=None):
     """Runs one trial and returns its record (a JSON-friendly dict).
 
@@ -355,7 +419,9 @@ def run_trial(plan, spec, sources, pool=None):
     source = plan.sources[spec.source] if spec.source else None
     started = time.perf_counter()
     best = None
-    scores = score_note = None
+    if spec.arm == "fused":
+        return _run_fused_trial(plan, spec, sources, target_task)
+    scores = score_note = stream = None
     validation_by_rate = {}
     for rate in rates:
         model = plan.network.build(target_task.input_shape, target_task.num_outputs, spec.seed)
@@ -365,8 +431,14 @@ def run_trial(plan, spec, sources, pool=None):
                 source_model = sources.untrained(spec.seed, source.name)
             else:
                 source_model, _ = sources.trained(spec.seed, source.name)
+            if stream is None:
+                random_target = evaluate_split(model, target_task, "test")
             report = transfer_weights(source_model, model)
             transferred = report.copied
+            if stream is None:
+                stream = {"before_target_training": evaluate_split(model, target_task, "test"),
+                          "random_init": [sources.random_init_metrics(spec.seed, source.name),
+                                          random_target]}
             if scores is None:
                 scores, score_note = _scores(
                     plan, source, source_model, transferred, spec.freeze_depth, target_task
@@ -396,6 +468,9 @@ def run_trial(plan, spec, sources, pool=None):
         "scores": scores,
         "score_features": score_note,
         "source_metrics": None,
+        "stream": None,
+        "cka": None,
+        "fused": None,
     }
     if source is not None and spec.arm != "random_transfer":
         _, before = sources.trained(spec.seed, source.name)
@@ -403,6 +478,8 @@ def run_trial(plan, spec, sources, pool=None):
             "before": before,
             "after": _retention(source, source_model, model, transferred),
         }
+        record["stream"] = stream
+        record["cka"] = _layer_cka(source_model, model, transferred, target_task)
     record["fit_time"] = time.perf_counter() - started
     return record
 

@@ -15,8 +15,10 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
+
 from keras_tl.metrics import higher_is_better
-from keras_tl.scores import stats
+from keras_tl.scores import continual, multitask, stats
 from keras_tl.store import TrialStore, write_atomic
 
 SCHEMA_VERSION = 1
@@ -102,7 +104,7 @@ def _flatten_trial(trial):
         elif key == "scores":
             for name, number in (value or {}).items():
                 row[f"score_{name}"] = number
-        elif key in ("transfer", "validation_by_learning_rate"):
+        elif key in ("transfer", "validation_by_learning_rate", "stream", "cka", "fused"):
             row[key] = json.dumps(value) if value else ""
         else:
             row[key] = value
@@ -152,7 +154,7 @@ def _condition_key(trial):
 
 
 def _label(arm, source, depth, num_sources):
-    label = arm if arm in ("scratch", "linear_probe") else f"{arm}@{depth}"
+    label = arm if arm in ("scratch", "linear_probe", "fused") else f"{arm}@{depth}"
     if source is not None and num_sources > 1:
         label += f" from {source}"
     return label
@@ -235,6 +237,9 @@ def build_results(experiment, context, records, provenance_record):
         "data_efficiency": _data_efficiency(conditions, metric, higher),
         "retention": _retention(groups, context, num_sources),
         "rank_agreement": _rank_agreement(conditions, metric, higher, context.get("scores") or []),
+        "fusion": _fusion(groups, context),
+        "stream": _stream(groups, context, num_sources),
+        "cka": _cka(groups, num_sources),
         "num_trials": len(records),
         "num_failed": sum(1 for r in records if r["status"] != "ok"),
     }
@@ -306,7 +311,7 @@ def _best_freeze_depths(conditions, metric, higher):
     best = []
     by_arm = {}
     for c in conditions:
-        if c["arm"] not in ("scratch", "linear_probe") and metric in c["val"]:
+        if c["arm"] not in ("scratch", "linear_probe", "fused") and metric in c["val"]:
             by_arm.setdefault((c["arm"], c["source"], c["train_size"]), []).append(c)
     for (arm, source, size), entries in by_arm.items():
         chosen = (max if higher else min)(entries, key=lambda c: c["val"][metric]["mean"])
@@ -332,7 +337,7 @@ def _curves(conditions, metric):
     depth_curves = {}
     for entry in conditions:
         depth_point = _point(entry, metric, "freeze_depth")
-        if depth_point and entry["arm"] not in ("scratch", "linear_probe"):
+        if depth_point and entry["arm"] not in ("scratch", "linear_probe", "fused"):
             key = (entry["arm"], entry["source"], entry["train_size"])
             depth_curves.setdefault(key, []).append(depth_point)
         size_point = _point(entry, metric, "train_size")
@@ -405,6 +410,127 @@ def _retention(groups, context, num_sources):
     return rows
 
 
+def _fusion(groups, context):
+    """Per fused condition: each task's metrics and delta_m (both forms) vs the
+    single-task baselines of the same seed (scratch for the target, the trained
+    source model for a source task), with CIs over seeds."""
+    target = context["target_task"]["name"]
+    rows = []
+    for (arm, source, depth, size), trials in groups.items():
+        if arm != "fused":
+            continue
+        scratch = {
+            t["seed"]: t["test"] for t in groups.get(("scratch", None, 0, size), [])
+            if t["status"] == "ok"
+        }
+        finished = [t for t in trials if t["status"] == "ok" and t["seed"] in scratch]
+        if not finished:
+            continue
+        tasks = list(finished[0]["fused"]["test"])
+        per_task, forms = {}, {form: [] for form in multitask.FORMS}
+        for trial in finished:
+            results = trial["fused"]["test"]
+            baselines = {**trial["fused"]["source_baselines"], target: scratch[trial["seed"]]}
+            metrics = {
+                task: {m: v for m, v in results[task].items() if v is not None}
+                for task in tasks
+            }
+            base = {task: {m: baselines[task][m] for m in metrics[task]} for task in tasks}
+            directions = {
+                m: "higher" if higher_is_better(m) else "lower"
+                for task in tasks for m in metrics[task]
+            }
+            for form in multitask.FORMS:
+                forms[form].append(multitask.delta_m(metrics, base, directions, form=form))
+        for task in tasks:
+            per_task[task] = {
+                metric: stats.summarize([t["fused"]["test"][task][metric] for t in finished])
+                for metric in finished[0]["fused"]["test"][task]
+                if all(t["fused"]["test"][task][metric] is not None for t in finished)
+            }
+        rows.append(
+            {
+                "label": "fused",
+                "train_size": size,
+                "tasks": tasks,
+                "test": per_task,
+                "delta_m": {form: stats.summarize(values) for form, values in forms.items()},
+                "baselines": {"target": "scratch (same seed and train size)",
+                              "sources": "the trained source model (same seed)"},
+            }
+        )
+    return rows
+
+
+def _stream(groups, context, num_sources):
+    """Sequential transfer as a two-task stream (Lopez-Paz & Ranzato 2017).
+
+    R[i][j] is the metric on task j (0: source, 1: target) after training on task
+    i; the random-init row gives FWT's baseline. Per condition: ACC, BWT, FWT and
+    forgetting of the source task, each with a CI over seeds.
+    """
+    rows = []
+    higher = higher_is_better(context["source_metric"])
+    target_metric = context["primary_metric"]
+    for (arm, source, depth, size), trials in groups.items():
+        matrices, random_rows = [], []
+        for t in trials:
+            stream, retained = t.get("stream"), t.get("source_metrics")
+            if t["status"] != "ok" or not stream or not retained or not retained["after"]:
+                continue
+            source_metric = context["source_metric"]
+            matrices.append([
+                [retained["before"][source_metric],
+                 stream["before_target_training"][target_metric]],
+                [retained["after"][source_metric], t["test"][target_metric]],
+            ])
+            random_rows.append([stream["random_init"][0][source_metric],
+                                stream["random_init"][1][target_metric]])
+        if not matrices:
+            continue
+        rows.append(
+            {
+                "label": _label(arm, source, depth, num_sources),
+                "arm": arm, "source": source, "freeze_depth": depth, "train_size": size,
+                "metrics": [context["source_metric"], target_metric],
+                "accuracy_matrix": np.mean(matrices, axis=0).tolist(),
+                "random_init": np.mean(random_rows, axis=0).tolist(),
+                "acc": stats.summarize([continual.average_accuracy(R) for R in matrices]),
+                "bwt": stats.summarize(
+                    [continual.backward_transfer(R, higher) for R in matrices]),
+                "fwt": stats.summarize(
+                    [continual.forward_transfer(R, b, higher)
+                     for R, b in zip(matrices, random_rows)]),
+                "forgetting": stats.summarize(
+                    [continual.forgetting(R[0][0], R[1][0], higher) for R in matrices]),
+            }
+        )
+    return rows
+
+
+def _cka(groups, num_sources):
+    """Mean linear CKA (source vs trained target) per transferred unit and condition."""
+    rows = []
+    for (arm, source, depth, size), trials in groups.items():
+        maps = [t["cka"] for t in trials if t["status"] == "ok" and t.get("cka")]
+        if not maps:
+            continue
+        layers = list(maps[0])
+        rows.append(
+            {
+                "label": _label(arm, source, depth, num_sources),
+                "arm": arm, "source": source, "freeze_depth": depth, "train_size": size,
+                "layers": layers,
+                "cka": {
+                    layer: stats.summarize([m[layer] for m in maps])
+                    if all(m.get(layer) is not None for m in maps) else None
+                    for layer in layers
+                },
+            }
+        )
+    return rows
+
+
 def _rank_agreement(conditions, metric, higher, score_names):
     """How well each score's ranking of the transfer conditions matched reality.
 
@@ -414,7 +540,7 @@ def _rank_agreement(conditions, metric, higher, score_names):
     the sources of each (arm, freeze depth) when there are several sources.
     """
     rows = []
-    transfer = [c for c in conditions if c["arm"] != "scratch" and metric in c["test"]]
+    transfer = [c for c in conditions if c["scores"] and metric in c["test"]]
     groups = {}
     for c in transfer:
         groups.setdefault(("all conditions", c["train_size"]), []).append(c)
@@ -427,6 +553,8 @@ def _rank_agreement(conditions, metric, higher, score_names):
                 (c["scores"][name]["mean"], c["test"][metric]["mean"] * (1 if higher else -1))
                 for c in members if name in c["scores"]
             ]
+            if len(pairs) < 3:  # A ranking of fewer than 3 conditions says nothing.
+                continue
             agreement = stats.rank_agreement([p[0] for p in pairs], [p[1] for p in pairs])
             rows.append(
                 {

@@ -31,18 +31,22 @@ def _key(row):
 
 def _score_lines(summary):
     """The scores of each transfer condition, and how well each ranked them."""
-    agreement = summary.get("rank_agreement") or []
-    names = list(dict.fromkeys(row["score"] for row in agreement))
+    scored = [c for c in summary["conditions"] if c["scores"]]
+    names = list(dict.fromkeys(name for c in scored for name in c["scores"]))
     if not names:
         return []
     metric = summary["primary_metric"]
     rows = [
         [c["label"], c["num_samples"], _mean_ci(c["test"].get(metric))]
         + [_number((c["scores"].get(name) or {}).get("mean")) for name in names]
-        for c in summary["conditions"] if c["arm"] != "scratch"
+        for c in scored
     ]
     lines = ["", "Transferability scores (mean over seeds) vs realised test " + metric,
              format_table(["arm", "train", f"test {metric}", *names], rows), ""]
+    agreement = summary.get("rank_agreement") or []
+    if not agreement:
+        lines.append("Score-vs-realised rank agreement needs at least 3 scored conditions.")
+        return lines
     rows = [
         [row["score"], row["scope"], row["train_size"], row["n"], _number(row["kendall_tau"]),
          _number(row["weighted_tau"]), _number(row["pearson"])]
@@ -52,6 +56,61 @@ def _score_lines(summary):
     lines.append(format_table(
         ["score", "over", "train", "n", "Kendall tau", "weighted tau", "Pearson"], rows))
     return lines
+
+
+def _interval(summary, scale=1.0):
+    if not summary or summary.get("mean") is None:
+        return "-"
+    if summary.get("ci_low") is None:
+        return f"{scale * summary['mean']:+.3f}"
+    return (f"{scale * summary['mean']:+.3f} [{scale * summary['ci_low']:+.3f}, "
+            f"{scale * summary['ci_high']:+.3f}]")
+
+
+def _fusion_lines(summary):
+    lines = []
+    for row in summary.get("fusion") or []:
+        lines += ["", f"Fused model at {row['train_size']} target samples "
+                  f"(baselines: {row['baselines']['target']}; {row['baselines']['sources']})"]
+        metrics = list(dict.fromkeys(m for task in row["tasks"] for m in row["test"][task]))
+        table = [[task] + [_mean_ci(row["test"][task].get(m)) for m in metrics]
+                 for task in row["tasks"]]
+        lines.append(format_table(["task", *metrics], table))
+        lines.append(
+            f"delta_m vs single-task baselines [95% CI]: metric-balanced "
+            f"{_interval(row['delta_m']['metric_balanced'], 100)} %, task-balanced "
+            f"{_interval(row['delta_m']['task_balanced'], 100)} %"
+        )
+    return lines
+
+
+def _stream_lines(summary):
+    rows = summary.get("stream") or []
+    if not rows:
+        return []
+    table = []
+    for row in rows:
+        (r00, r01), (r10, r11) = row["accuracy_matrix"]
+        table.append([row["label"], row["train_size"], f"{r00:.3f} {r01:.3f}",
+                      f"{r10:.3f} {r11:.3f}", _interval(row["acc"]), _interval(row["bwt"]),
+                      _interval(row["fwt"]), _interval(row["forgetting"], 100)])
+    metrics = "/".join(rows[0]["metrics"])
+    return ["", f"Sequential transfer as a two-task stream ({metrics}; R rows: after "
+            f"source training, after target training; columns: source, target)",
+            format_table(["arm", "train", "R[0]", "R[1]", "ACC", "BWT", "FWT",
+                          "forgetting (points)"], table)]
+
+
+def _cka_lines(summary):
+    rows = summary.get("cka") or []
+    if not rows:
+        return []
+    layers = list(dict.fromkeys(layer for row in rows for layer in row["layers"]))
+    table = [[row["label"], row["train_size"]] + [
+        _number((row["cka"].get(layer) or {}).get("mean")) for layer in layers]
+        for row in rows]
+    return ["", "Linear CKA between source and trained target, by transferred layer "
+            "(1 = representation unchanged)", format_table(["arm", "train", *layers], table)]
 
 
 def format_table(header, rows):
@@ -115,6 +174,9 @@ def format_summary(results):
             f"{row['after']['mean']:.3f} after target training (forgetting "
             f"{100 * row['forgetting']['mean']:+.1f} points)"
         )
+    lines += _fusion_lines(summary)
+    lines += _stream_lines(summary)
+    lines += _cka_lines(summary)
     lines += _score_lines(summary)
     if summary["num_failed"]:
         lines.append(f"{summary['num_failed']} trial(s) failed; see trials.csv for reasons.")
