@@ -109,6 +109,15 @@ def _check_keys(section, allowed, path):
             )
 
 
+def _mapping(value, path):
+    """An optional section: a mapping, or None for all its defaults."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _fail(path, "a mapping of option names to values", value)
+    return value
+
+
 def _positive_int(value, path):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         _fail(path, "a positive integer", value)
@@ -342,7 +351,7 @@ def resolve(raw):
             _choice(metric, METRICS, f"metrics[{index}]")
     config["metrics"] = metrics
 
-    lp_ft = raw.get("lp_ft") or {}
+    lp_ft = _mapping(raw.get("lp_ft"), "lp_ft")
     _check_keys(lp_ft, ("learning_rate_scale", "probe_fraction"), "lp_ft")
     config["lp_ft"] = {
         "learning_rate_scale": _positive_float(
@@ -352,9 +361,7 @@ def resolve(raw):
     }
     if config["lp_ft"]["probe_fraction"] >= 1:
         _fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
-    fused = raw.get("fused") or {}
-    if not isinstance(fused, dict):
-        _fail("fused", "a mapping like {tasks: [...], loss_weights: [...]}", fused)
+    fused = _mapping(raw.get("fused"), "fused")
     _check_keys(fused, ("tasks", "loss_weights"), "fused")
     source_tasks = [source["task"] for source in config["sources"]]
     fused_tasks = fused.get("tasks") or [source_tasks[0], config["target"]["task"]]
@@ -373,7 +380,7 @@ def resolve(raw):
     ]
     config["fused"] = {"tasks": list(fused_tasks), "loss_weights": weights}
 
-    l2sp = raw.get("l2sp") or {}
+    l2sp = _mapping(raw.get("l2sp"), "l2sp")
     _check_keys(l2sp, ("alpha", "beta"), "l2sp")
     config["l2sp"] = {
         "alpha": _non_negative_float(l2sp.get("alpha", 0.01), "l2sp.alpha"),
