@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 
 import click
 
@@ -136,17 +137,25 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
     from keras_tl.evaluator import evaluate as run
     from keras_tl.report.text import format_summary
 
+    started = time.monotonic()
+    counts = {"run": 0, "failed": 0}
+
     def progress(done, total, record):
+        counts["run"] += 1
+        counts["failed"] += record["status"] != "ok"
         if quiet:
             return
-        outcome = record["status"] if record["status"] != "ok" else (
-            " ".join(f"{k}={v:.3f}" for k, v in record["test"].items() if v is not None)
-        )
-        if record["status"] != "ok":
-            outcome += f" ({record['error']})"
+        if record["status"] == "ok":
+            outcome = " ".join(f"{k}={v:.3f}" for k, v in record["test"].items() if v is not None)
+        else:
+            outcome = f"FAILED ({record['error']})"
+        elapsed = time.monotonic() - started
+        eta = elapsed / counts["run"] * (total - done)
+        source = f" from {record['source']}" if record.get("source") else ""
         click.echo(
-            f"[{done}/{total}] {record['arm']} depth={record['freeze_depth']} "
-            f"size={record['requested_train_size']} seed={record['seed']}: {outcome}"
+            f"[{done}/{total}] {record['arm']}{source} depth={record['freeze_depth']} "
+            f"size={record['requested_train_size']} seed={record['seed']}: {outcome}  "
+            f"(ETA {eta:.0f} s, {counts['failed']} failed)"
         )
 
     command = "keras-tl " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
