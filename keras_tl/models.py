@@ -78,8 +78,9 @@ class Network:
 
     Args:
         definition: a built-in builder name (`"small_cnn"`, `"mlp"`), a
-            `"package.module:function"` builder taking `(input_shape, num_outputs,
-            **options)`, a path to a `.keras` file, or a `keras.Model`. Models from
+            `"package.module:function"` builder or a function taking
+            `(input_shape, num_outputs, **options)`, a path to a `.keras` file, or
+            a functional `keras.Model`. Models from
             files or Python keep their architecture; their last layer is replaced by
             a new `head` and every build starts from fresh random weights.
         options: dict. Keyword arguments for a builder (e.g. `filters=[32, 32]`).
@@ -98,6 +99,8 @@ class Network:
     def _resolve(self, definition):
         if isinstance(definition, keras.Model):
             return self._from_model(definition)
+        if callable(definition):
+            return definition
         if not isinstance(definition, str):
             raise ConfigError(
                 f"model: expected a builder name, 'module:function', a .keras path or "
@@ -162,6 +165,9 @@ class Network:
         """
         keras.utils.set_random_seed(seed)
         model = self._builder(tuple(input_shape), num_outputs, **self.options)
+        if isinstance(model, keras.Model) and not model.built:
+            # A subclassed model has no weights until it sees a batch.
+            model(keras.ops.zeros((1, *input_shape)))
         if not isinstance(model, keras.Model) or HEAD not in [
             layer.name for layer in model.layers
         ]:
@@ -175,6 +181,9 @@ class Network:
         """A JSON-friendly description of the definition (for configs and hashes)."""
         if isinstance(self.definition, keras.Model):
             return {"model": self.definition.name, **self.options}
+        if callable(self.definition):
+            name = f"{self.definition.__module__}:{self.definition.__qualname__}"
+            return {"builder": name, **self.options}
         return {"builder": self.definition, **self.options}
 
 
