@@ -110,7 +110,12 @@ def tasks():
     ]
     header = ["task", "kind", "outputs", "train", "val", "test", "description"]
     click.echo(format_table(header, rows))
-    click.echo("\nYour own data: npz:PATH (keys x_train, y_train, x_test, y_test; optional x_val, y_val, kind).")
+    click.echo(
+        "\nYour own data: npz:PATH (x_train, y_train, x_test, y_test; optional x_val, "
+        "y_val, kind), csv:PATH?label=COLUMN[&kind=...], images:DIR[?size=HxW&mode=rgb|"
+        "grayscale] (one sub-folder per class), keras:mnist, keras:fashion_mnist, "
+        "keras:cifar10 (downloaded on first use)."
+    )
 
 
 @cli.command()

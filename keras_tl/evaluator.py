@@ -497,6 +497,24 @@ def base_record(plan, spec):
     }
 
 
+def _data_fingerprints(context):
+    return {
+        "target": context["target_task"]["fingerprint"],
+        **{s["name"]: s["task"]["fingerprint"] for s in context["sources"]},
+    }
+
+
+def _check_same_data(store, context, out):
+    """Refuses to resume a run whose task data changed under the same names."""
+    stored = store.get_meta("context")
+    if stored and _data_fingerprints(stored) != _data_fingerprints(context):
+        store.close()
+        raise StoreError(
+            f"The data of a task in {out!r} changed since the run started (same task "
+            f"names, different contents). Use a new --out folder, or --overwrite."
+        )
+
+
 def prepare_run_folder(out, experiment, overwrite=False):
     """Creates or reopens a run folder for `experiment` and returns its store.
 
@@ -562,6 +580,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     context = plan_context(the_plan)
     store = prepare_run_folder(out, experiment, overwrite) if out else None
     if store:
+        _check_same_data(store, context, out)
         store.set_meta("context", context)
     cache_folder = os.path.join(out, "cache") if out else None
     scratch_folder = None
