@@ -52,6 +52,11 @@ def _select_backend(name):
     return name
 
 
+def _allow_unsafe_load(allowed):
+    if allowed:  # An environment variable, so spawned workers inherit it.
+        os.environ["KERAS_TL_UNSAFE_LOAD"] = "1"
+
+
 backend_option = click.option(
     "--backend",
     type=str,
@@ -129,10 +134,13 @@ def tasks():
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Run trials in this many worker processes.")
 @click.option("--quiet", is_flag=True, help="Print only the final summary.")
+@click.option("--unsafe-load", is_flag=True,
+              help="Allow .keras files that hold code (Lambda layers). Only for files you trust.")
 @user_errors
-def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet):
+def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet, unsafe_load):
     """Run an experiment (default: digits -> digits:parity) and summarise it."""
     _select_backend(backend)
+    _allow_unsafe_load(unsafe_load)
     from keras_tl.config import load_experiment
 
     experiment = load_experiment(config, {"seeds": seeds} if seeds is not None else None)
@@ -176,9 +184,13 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+    from keras_tl.report import write_reports
+
+    paths = write_reports(results, out)
     click.echo("")
     click.echo(format_summary(results))
     click.echo(f"\nResults: {os.path.join(out, 'results.json')}")
+    click.echo(f"Report: {paths['html']}")
 
 
 @cli.command()
@@ -191,11 +203,15 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
 @click.option("--epochs", type=int, default=10, help="Source training epochs for a builder.")
 @click.option("--seed", type=int, default=0, help="Seed of a builder's source training.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--unsafe-load", is_flag=True,
+              help="Allow .keras files that hold code (Lambda layers). Only for files you trust.")
 @backend_option
 @user_errors
-def score(model, source_task, target_task, layer, scores, epochs, seed, as_json, backend):
+def score(model, source_task, target_task, layer, scores, epochs, seed, as_json, unsafe_load,
+          backend):
     """Score a source model for a target task, without fine-tuning."""
     _select_backend(backend)
+    _allow_unsafe_load(unsafe_load)
     import json
 
     from keras_tl.report.text import format_table
@@ -216,15 +232,37 @@ def score(model, source_task, target_task, layer, scores, epochs, seed, as_json,
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "formats", default="html,md,json,csv", show_default=True,
+              help="Comma-separated: html, md, json, csv.")
+@click.option("--open", "open_report", is_flag=True, help="Open report.html in a browser.")
 @user_errors
-def report(run_dir):
-    """Rebuild results.json and trials.csv of a run folder from its trial store."""
-    from keras_tl.results import rebuild
+def report(run_dir, formats, open_report):
+    """Rebuild a run's results and reports from its trial store (no training)."""
+    from keras_tl.report import write_reports
     from keras_tl.report.text import format_summary
+    from keras_tl.results import rebuild
 
+    formats = [name.strip() for name in formats.split(",") if name.strip()]
     results = rebuild(run_dir)
+    paths = write_reports(results, run_dir, formats)
     click.echo(format_summary(results))
-    click.echo(f"\nResults: {os.path.join(run_dir, 'results.json')}")
+    click.echo("")
+    for name, path in paths.items():
+        click.echo(f"{name}: {path}")
+    if open_report and "html" in paths:
+        import webbrowser
+
+        webbrowser.open("file://" + os.path.abspath(paths["html"]))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@user_errors
+def compare(run_dirs):
+    """Put several runs side by side (e.g. one experiment on each backend)."""
+    from keras_tl.report import compare_runs
+
+    click.echo(compare_runs(list(run_dirs)))
 
 
 def main():

@@ -26,8 +26,6 @@ ARM_RECIPES = {
     "random_transfer": "fine_tune",
     "fused": "fused",
 }
-# Arms whose freeze depth is swept over `freeze_depths`.
-SWEPT_ARMS = ("fine_tune", "lp_ft", "l2sp", "random_transfer")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 METRICS = ("accuracy", "auc", "loss", "mae", "mse")
 # Transferability scores (keras_tl.scores.transferability.SCORES), listed here so
@@ -412,8 +410,10 @@ def load_experiment(source=None, overrides=None):
         raw = copy.deepcopy(DEFAULT_EXPERIMENT)
     elif isinstance(source, dict):
         raw = copy.deepcopy(source)
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         raw = _read_yaml(os.fspath(source))
+    else:
+        _fail("experiment", "a YAML path, a mapping or an Experiment", source)
     if overrides:
         if not isinstance(raw, dict):
             _fail("experiment", "a mapping", raw)

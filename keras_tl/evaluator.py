@@ -8,6 +8,7 @@ one transaction per finished trial, and rebuilds the results from the store.
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -17,18 +18,19 @@ import keras
 
 from keras_tl import metrics as task_metrics
 from keras_tl.applications import transfer_units
-from keras_tl.config import ARM_RECIPES, SWEPT_ARMS, load_experiment
+from keras_tl.config import ARM_RECIPES, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
+from keras_tl.executors import ProcessExecutor, SerialExecutor
+from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network
 from keras_tl.results import build_results, provenance
 from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import load_task
-from keras_tl.executors import ProcessExecutor, SerialExecutor
-from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.training import (
     FitSettings,
+    TrialFailure,
     compile_model,
     evaluate as evaluate_split,
     fit,
@@ -336,9 +338,13 @@ def _retention(source, source_model, target_model, transferred):
 
 
 def _scores(plan, source, source_model, transferred, depth, task):
-    """Transferability scores of the features the trial starts from (never fatal)."""
+    """Transferability scores of the features the trial starts from (never fatal).
+
+    Returns `(scores, layer, error)`: a score that cannot be computed (e.g. a
+    class with one sample in a tiny train set) leaves every score None and says why.
+    """
     if not plan.scores:
-        return None, None
+        return None, None, None
     layer = feature_layer(source_model, transferred, depth)
     try:
         values = score_transfer(
@@ -346,8 +352,8 @@ def _scores(plan, source, source_model, transferred, depth, task):
             task.kind, plan.scores,
         )
     except KerasTLError as error:
-        return {name: None for name in plan.scores}, f"{layer}: {error}"
-    return values, layer
+        return {name: None for name in plan.scores}, layer, str(error)
+    return values, layer, None
 
 
 def _layer_cka(source_model, target_model, transferred, task):
@@ -381,6 +387,7 @@ def _run_fused_trial(plan, spec, sources, target_task):
     )
     test = evaluate_fused(model, tasks, heads, "test")
     validation = evaluate_fused(model, tasks, heads, "val")
+    _check_finite({"val": validation[target_task.name], "test": test[target_task.name]})
     baselines = {
         name: sources.trained(spec.seed, by_task[name].name)[1]
         for name in config["fused"]["tasks"] if name != target_task.name
@@ -394,13 +401,22 @@ def _run_fused_trial(plan, spec, sources, target_task):
         "test": test[target_task.name],
         "transfer": None,
         "scores": None,
-        "score_features": None,
+        "score_layer": None,
+        "score_error": None,
         "source_metrics": None,
         "stream": None,
         "cka": None,
         "fused": {"test": test, "val": validation, "source_baselines": baselines},
         "fit_time": time.perf_counter() - started,
     }
+
+
+def _check_finite(metrics_by_split):
+    """A model whose outputs became NaN or infinite failed, even if its loss did not."""
+    for split, metrics in metrics_by_split.items():
+        for name, value in metrics.items():
+            if value is not None and not math.isfinite(value):
+                raise TrialFailure(f"non-finite {split} {name} after training")
 
 
 def run_trial(plan, spec, sources, pool=None):
@@ -418,10 +434,10 @@ def run_trial(plan, spec, sources, pool=None):
     options = {**config["lp_ft"], **config["l2sp"]}
     source = plan.sources[spec.source] if spec.source else None
     started = time.perf_counter()
-    best = None
+    best = last_failure = None
     if spec.arm == "fused":
         return _run_fused_trial(plan, spec, sources, target_task)
-    scores = score_note = stream = None
+    scores = score_layer = score_error = stream = None
     validation_by_rate = {}
     for rate in rates:
         model = plan.network.build(target_task.input_shape, target_task.num_outputs, spec.seed)
@@ -440,33 +456,44 @@ def run_trial(plan, spec, sources, pool=None):
                           "random_init": [sources.random_init_metrics(spec.seed, source.name),
                                           random_target]}
             if scores is None:
-                scores, score_note = _scores(
+                scores, score_layer, score_error = _scores(
                     plan, source, source_model, transferred, spec.freeze_depth, target_task
                 )
-        model, epochs = train_target(
-            model, target_task, spec.recipe, transferred, spec.freeze_depth,
-            _settings(config["target"], patience, rate), spec.seed, options, pool,
-        )
-        validation = evaluate_split(model, target_task, "val")
+        try:
+            model, epochs = train_target(
+                model, target_task, spec.recipe, transferred, spec.freeze_depth,
+                _settings(config["target"], patience, rate), spec.seed, options, pool,
+            )
+            validation = evaluate_split(model, target_task, "val")
+            _check_finite({"val": validation})
+        except TrialFailure as failure:  # This rate diverged; the others may not.
+            validation_by_rate[str(rate)] = None
+            last_failure = failure
+            continue
         validation_by_rate[str(rate)] = validation[primary]
         score = validation[primary]
         if best is None or (score > best[0] if higher else score < best[0]):
             best = (score, rate, model.get_weights(), epochs, report, transferred,
                     source_model, validation)
+    if best is None:
+        raise last_failure
     # Every rate trains the same network with the same freeze pattern, so the last
     # model can hold the best rate's weights (a pooled model is shared across rates).
     _, rate, weights, epochs, report, transferred, source_model, validation = best
     model.set_weights(weights)
+    test = evaluate_split(model, target_task, "test")
+    _check_finite({"val": validation, "test": test})
     record = {
         "learning_rate": rate,
         "validation_by_learning_rate": validation_by_rate if len(rates) > 1 else None,
         "epochs": epochs,
         "train_size": len(target_task.y_train),
         "val": validation,
-        "test": evaluate_split(model, target_task, "test"),
+        "test": test,
         "transfer": report.to_dict() if report else None,
         "scores": scores,
-        "score_features": score_note,
+        "score_layer": score_layer,
+        "score_error": score_error,
         "source_metrics": None,
         "stream": None,
         "cka": None,
@@ -622,9 +649,13 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         stored = store.records() if store else list(records.values())
         stored = [record for record in stored if record["key"] in keys]
         run_provenance = provenance(experiment, command)
+        config = experiment.to_dict()
         if store:
             store.set_meta("provenance", run_provenance)
-        results = build_results(experiment, context, stored, run_provenance)
+            config, context, run_provenance = (
+                store.get_meta(name) for name in ("experiment", "context", "provenance")
+            )
+        results = build_results(config, context, stored, run_provenance)
         if out:
             results.write(out)
         return results

@@ -187,8 +187,20 @@ class Network:
         return {"builder": self.definition, **self.options}
 
 
-def load_model_file(path, safe_mode=True):
-    """Loads a `.keras` file, safely by default; errors name the fix."""
+UNSAFE_LOAD_VARIABLE = "KERAS_TL_UNSAFE_LOAD"
+
+
+def load_model_file(path, safe_mode=None):
+    """Loads a `.keras` file, safely by default; errors name the fix.
+
+    Args:
+        path: str.
+        safe_mode: bool or None. None: safe unless `KERAS_TL_UNSAFE_LOAD=1` (what
+            the CLI's `--unsafe-load` sets); a model holding code (a `Lambda`
+            layer) loads only when unsafe.
+    """
+    if safe_mode is None:
+        safe_mode = os.environ.get(UNSAFE_LOAD_VARIABLE) != "1"
     if not os.path.isfile(path):
         raise ConfigError(
             f"model: file not found: {path!r}. Expected a .keras file saved with "

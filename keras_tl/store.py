@@ -45,7 +45,6 @@ class TrialStore:
         self._connection = None
         try:
             self._connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self._connection.execute("PRAGMA journal_mode=WAL")
             tables = {
                 row[0]
                 for row in self._connection.execute(
@@ -64,6 +63,8 @@ class TrialStore:
                 f"{path} is an SQLite file but not a keras-tl trial store (tables: "
                 f"{sorted(tables)}). Delete it, or run in another folder."
             )
+        # WAL only after the tables were checked: a refused file is left as it was.
+        self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.executescript(_SCHEMA)
 
     @classmethod

@@ -197,20 +197,18 @@ class ModelPool:
 
 
 def _attach_l2sp(model, transferred, alpha, beta):
+    """L2-SP on the transferred layers (towards their source weights) and a plain
+    L2 penalty on the head (towards zero)."""
     for layer in model.layers:
-        if layer.name in transferred:
-            strength = alpha
-        elif layer.name == HEAD:
-            strength = beta
-        else:
+        is_head = layer.name == HEAD
+        if not is_head and layer.name not in transferred:
             continue
         for variable in layer.trainable_weights:
-            reference = (
-                keras.ops.convert_to_numpy(variable.value)
-                if strength is alpha
-                else np.zeros(variable.shape, dtype="float32")
-            )
-            variable.regularizer = L2SP(strength, reference)
+            if is_head:
+                regularizer = L2SP(beta, np.zeros(variable.shape, dtype="float32"))
+            else:
+                regularizer = L2SP(alpha, keras.ops.convert_to_numpy(variable.value))
+            variable.regularizer = regularizer
 
 
 def train_target(

@@ -88,6 +88,7 @@ def transfer_weights(source, target, layers=None, match="name"):
         target_layer = target.get_layer(name)
         target_weights = target_layer.get_weights()
         if not source_weights and not target_weights:
+            skipped.append((name, f"{name}: has no weights to copy"))
             continue
         reason = _mismatch(name, source_weights, target_weights)
         if reason:
@@ -156,7 +157,7 @@ def freeze(model, depth=None, layers=None, transferred=None):
             )
         frozen = list(layers)
     else:
-        if not isinstance(depth, int) or depth < 0 or depth > len(units):
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= len(units):
             raise TransferError(
                 f"freeze: depth must be an integer from 0 to {len(units)} (the "
                 f"number of transferred units {[name for name, _ in units]}). "
