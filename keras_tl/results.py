@@ -295,8 +295,14 @@ def _gains(conditions, groups, metric, higher):
 
 
 def _best(conditions, gains, metric):
-    """The transfer condition with the best mean val metric, and its test gain."""
-    candidates = [c for c in conditions if c["arm"] != "scratch" and metric in c["val"]]
+    """The transfer condition with the best mean val metric, and its test gain.
+
+    Controls (`random_transfer`) are never the best arm: they exist to be beaten.
+    """
+    candidates = [
+        c for c in conditions
+        if c["arm"] not in ("scratch", "random_transfer") and metric in c["val"]
+    ]
     if not candidates:
         return None
     higher = higher_is_better(metric)
