@@ -211,16 +211,23 @@ def _stage(value, path, keys, defaults):
 
 
 def _source(value, path):
-    keys = ("name", "task", "model", "untrained", "epochs", "batch_size", "optimizer",
-            "learning_rate")
+    keys = ("name", "task", "model", "untrained", "pretrained", "epochs", "batch_size",
+            "optimizer", "learning_rate")
     source = _stage(value, path, keys, _STAGE_DEFAULTS)
     source["model"] = _model(source.get("model"), f"{path}.model")
-    untrained = source.get("untrained", False)
-    if not isinstance(untrained, bool):
-        _fail(f"{path}.untrained", "true or false", untrained)
-    source["untrained"] = untrained
-    default_name = source["task"] + (" (untrained)" if untrained else "")
-    source["name"] = _string(source.get("name", default_name), f"{path}.name")
+    for flag in ("untrained", "pretrained"):
+        if not isinstance(source.get(flag, False), bool):
+            _fail(f"{path}.{flag}", "true or false", source[flag])
+        source[flag] = source.get(flag, False)
+    if source["untrained"] and source["pretrained"]:
+        _fail(path, "at most one of untrained: true and pretrained: true", value)
+    if source["pretrained"] and "file" not in (source["model"] or {}):
+        raise ConfigError(
+            f"{path}.pretrained: a pretrained source uses the weights of a .keras file: "
+            f"set {path}.model: {{file: PATH.keras}}. Received model: {source['model']!r}"
+        )
+    suffix = " (untrained)" if source["untrained"] else ""
+    source["name"] = _string(source.get("name", source["task"] + suffix), f"{path}.name")
     return source
 
 

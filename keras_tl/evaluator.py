@@ -22,7 +22,7 @@ from keras_tl.config import ARM_RECIPES, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
 from keras_tl.executors import ProcessExecutor, SerialExecutor
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
-from keras_tl.models import Network
+from keras_tl.models import Network, load_model_file
 from keras_tl.results import build_results, provenance
 from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
@@ -117,7 +117,16 @@ def _plan_source(config, index, network, target_task, transfer_arms):
     path = "source" if len(config["sources"]) == 1 else f"sources[{index}]"
     task = load_task(source_config["task"])
     source_network = _network(source_config["model"]) if source_config["model"] else network
-    source_model = source_network.build(task.input_shape, task.num_outputs, seed=0)
+    if source_config["pretrained"]:
+        source_model = load_model_file(source_config["model"]["file"])
+        width = int(source_model.outputs[0].shape[-1])
+        if width != task.num_outputs:
+            raise ConfigError(
+                f"{path}.model: the pretrained model has {width} outputs but its task "
+                f"{task.name!r} has {task.num_outputs}. Give the task it was trained on."
+            )
+    else:
+        source_model = source_network.build(task.input_shape, task.num_outputs, seed=0)
     target_model = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
     report = transfer_weights(source_model, target_model)
     if transfer_arms and not report.copied:
@@ -291,7 +300,9 @@ class SourceModels:
             path = os.path.join(
                 self.cache_folder, f"source-{self._spec_hash(source)}-seed{seed}.keras"
             )
-        if path and os.path.isfile(path):
+        if source.config["pretrained"]:
+            model = load_model_file(source.config["model"]["file"])
+        elif path and os.path.isfile(path):
             model = keras.saving.load_model(path, compile=False)
         elif source.config["untrained"]:
             model = self.untrained(seed, source.name)

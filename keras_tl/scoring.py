@@ -36,9 +36,11 @@ def feature_layer(model, transferred, depth):
     units = transfer_units(transferred)
     if 0 < depth < len(units):
         return units[depth - 1][1][-1]
-    head_input = model.get_layer(HEAD).input
+    names = [layer.name for layer in model.layers]
+    output_layer = model.get_layer(HEAD) if HEAD in names else model.layers[-1]
+    head_input = output_layer.input
     for layer in reversed(model.layers):
-        if layer.name != HEAD and layer.output is head_input:
+        if layer is not output_layer and layer.output is head_input:
             return layer.name
     return model.layers[-2].name
 
@@ -50,7 +52,7 @@ def layer_features(model, layer_name, x):
             f"Unknown layer {layer_name!r}. Layers: "
             f"{[layer.name for layer in model.layers]}."
         )
-    extractor = keras.Model(model.input, model.get_layer(layer_name).output)
+    extractor = keras.Model(model.inputs[0], model.get_layer(layer_name).output)
     features = predict(extractor, x)
     return features.reshape(len(x), -1).astype("float64")
 

@@ -9,6 +9,7 @@ batches. A change of `trainable` is always followed by a fresh `compile`.
 import dataclasses
 import json
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -81,10 +82,16 @@ def _labels_for_fit(kind, y):
 
 def predict(model, x):
     """Model outputs on `x` in inference mode, as a NumPy array."""
-    outputs = [
-        keras.ops.convert_to_numpy(model(x[start:start + PREDICT_BATCH_SIZE], training=False))
-        for start in range(0, len(x), PREDICT_BATCH_SIZE)
-    ]
+    with warnings.catch_warnings():
+        # Models loaded from files declare their one input as a list; a plain
+        # array is what they mean, and Keras handles it, but warns on every call.
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        outputs = [
+            keras.ops.convert_to_numpy(
+                model(x[start:start + PREDICT_BATCH_SIZE], training=False)
+            )
+            for start in range(0, len(x), PREDICT_BATCH_SIZE)
+        ]
     return np.concatenate(outputs, axis=0)
 
 
