@@ -134,10 +134,12 @@ def tasks():
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Run trials in this many worker processes.")
 @click.option("--quiet", is_flag=True, help="Print only the final summary.")
+@click.option("--verbose", is_flag=True, help="Also show Keras' per-epoch progress bars.")
 @click.option("--unsafe-load", is_flag=True,
               help="Allow .keras files that hold code (Lambda layers). Only for files you trust.")
 @user_errors
-def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet, unsafe_load):
+def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet, verbose,
+             unsafe_load):
     """Run an experiment (default: digits -> digits:parity) and summarise it."""
     _select_backend(backend)
     _allow_unsafe_load(unsafe_load)
@@ -176,7 +178,8 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         results = run(experiment, out=out, overwrite=overwrite, retry_failed=retry_failed,
-                      on_trial=progress, command=command, workers=workers)
+                      on_trial=progress, command=command, workers=workers,
+                      verbose=verbose)
     except KeyboardInterrupt:
         click.echo(
             f"\nInterrupted. Finished trials are saved in {out}. Resume with the same "

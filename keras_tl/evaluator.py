@@ -102,6 +102,7 @@ class Plan:
     primary_metric: str
     scores: list
     trials: list
+    verbose: int = 0
 
 
 def _network(model_config):
@@ -247,13 +248,14 @@ def plan_context(the_plan):
     }
 
 
-def _settings(stage, patience=None, learning_rate=None):
+def _settings(stage, patience=None, learning_rate=None, verbose=0):
     return FitSettings(
         epochs=stage["epochs"],
         batch_size=stage["batch_size"],
         optimizer=stage["optimizer"],
         learning_rate=learning_rate or stage["learning_rate"],
         patience=patience,
+        verbose=verbose,
     )
 
 
@@ -310,7 +312,7 @@ class SourceModels:
             model = source.network.build(task.input_shape, task.num_outputs, seed)
             stage = source.config
             compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
-            fit(model, task, _settings(stage), seed)
+            fit(model, task, _settings(stage, verbose=self.plan.verbose), seed)
             if path:
                 os.makedirs(self.cache_folder, exist_ok=True)
                 temporary = path[: -len(".keras")] + ".tmp.keras"
@@ -473,7 +475,8 @@ def run_trial(plan, spec, sources, pool=None):
         try:
             model, epochs = train_target(
                 model, target_task, spec.recipe, transferred, spec.freeze_depth,
-                _settings(config["target"], patience, rate), spec.seed, options, pool,
+                _settings(config["target"], patience, rate, plan.verbose), spec.seed,
+                options, pool,
             )
             validation = evaluate_split(model, target_task, "val")
             _check_finite({"val": validation})
@@ -587,7 +590,7 @@ def _bound_store(path, experiment):
 
 
 def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
-             on_trial=None, command=None, workers=1):
+             on_trial=None, command=None, workers=1, verbose=False):
     """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
 
     Args:
@@ -601,6 +604,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             each trial.
         command: str or None. The command line, recorded in the provenance.
         workers: int. Run trials in this many worker processes (1: in this one).
+        verbose: bool. Show Keras' per-epoch progress bars (in this process).
 
     Returns:
         `Results`.
@@ -615,6 +619,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
     experiment = load_experiment(experiment)
     the_plan = plan(experiment)
+    the_plan.verbose = 1 if verbose else 0
     context = plan_context(the_plan)
     store = prepare_run_folder(out, experiment, overwrite) if out else None
     if store:

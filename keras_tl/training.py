@@ -40,6 +40,7 @@ class FitSettings:
         learning_rate: float.
         patience: int or None. Early-stopping patience on the val loss; the best
             val weights are restored. None trains for exactly `epochs`.
+        verbose: int. Keras' own progress output for `fit` (0: none).
     """
 
     epochs: int
@@ -47,6 +48,7 @@ class FitSettings:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     patience: int = None
+    verbose: int = 0
 
 
 def make_optimizer(name, learning_rate):
@@ -130,7 +132,7 @@ def fit(model, task, settings, seed, learning_rate=None):
         shuffle=True,
         validation_data=validation_data,
         callbacks=callbacks,
-        verbose=0,
+        verbose=settings.verbose,
     )
     losses = history.history.get("loss", [])
     for epoch, loss in enumerate(losses, start=1):
