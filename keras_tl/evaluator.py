@@ -392,6 +392,7 @@ def _run_fused_trial(plan, spec, sources, target_task):
     ]
     started = time.perf_counter()
     model, heads, _ = build_fused(plan.network, tasks, spec.seed)
+    random_init = evaluate_fused(model, tasks, heads, "test")
     settings = _settings(
         config["target"], (config["early_stopping"] or {}).get("patience")
     )
@@ -419,7 +420,8 @@ def _run_fused_trial(plan, spec, sources, target_task):
         "source_metrics": None,
         "stream": None,
         "cka": None,
-        "fused": {"test": test, "val": validation, "source_baselines": baselines},
+        "fused": {"test": test, "val": validation, "random_init": random_init,
+                  "source_baselines": baselines},
         "fit_time": time.perf_counter() - started,
     }
 

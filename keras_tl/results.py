@@ -454,6 +454,28 @@ def _fusion(groups, context):
                 for metric in finished[0]["fused"]["test"][task]
                 if all(t["fused"]["test"][task][metric] is not None for t in finished)
             }
+        # Per task, the stream view of joint training: random init -> fused, and the
+        # fused model's shortfall against its single-task baseline (positive = the
+        # fused model is worse on that task, like forgetting).
+        per_task_stream = {}
+        for task in tasks:
+            metric = context["primary_metric"] if task == target else context["source_metric"]
+            higher = higher_is_better(metric)
+            baselines = [
+                scratch[t["seed"]][metric] if task == target
+                else t["fused"]["source_baselines"][task][metric]
+                for t in finished
+            ]
+            fused_values = [t["fused"]["test"][task][metric] for t in finished]
+            per_task_stream[task] = {
+                "metric": metric,
+                "random_init": stats.summarize(
+                    [t["fused"]["random_init"][task][metric] for t in finished]),
+                "single_task": stats.summarize(baselines),
+                "fused": stats.summarize(fused_values),
+                "shortfall": stats.summarize(
+                    [continual.forgetting(b, f, higher) for b, f in zip(baselines, fused_values)]),
+            }
         rows.append(
             {
                 "label": "fused",
@@ -461,6 +483,7 @@ def _fusion(groups, context):
                 "tasks": tasks,
                 "test": per_task,
                 "delta_m": {form: stats.summarize(values) for form, values in forms.items()},
+                "per_task": per_task_stream,
                 "baselines": {"target": "scratch (same seed and train size)",
                               "sources": "the trained source model (same seed)"},
             }

@@ -76,6 +76,14 @@ def _fusion_lines(summary):
         table = [[task] + [_mean_ci(row["test"][task].get(m)) for m in metrics]
                  for task in row["tasks"]]
         lines.append(format_table(["task", *metrics], table))
+        stream = row.get("per_task") or {}
+        if stream:
+            table = [[task, v["metric"], _mean_ci(v["random_init"]), _mean_ci(v["single_task"]),
+                      _mean_ci(v["fused"]), _interval(v["shortfall"], 100)]
+                     for task, v in stream.items()]
+            lines.append(format_table(
+                ["task", "metric", "random init", "single-task", "fused",
+                 "shortfall vs single-task (points)"], table))
         lines.append(
             f"delta_m vs single-task baselines [95% CI]: metric-balanced "
             f"{_interval(row['delta_m']['metric_balanced'], 100)} %, task-balanced "
