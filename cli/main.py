@@ -52,6 +52,24 @@ def _select_backend(name):
     return name
 
 
+def _import_keras_quietly():
+    """Imports keras with file descriptor 2 muted.
+
+    TensorFlow's C++ start-up writes notices straight to the stderr descriptor
+    (TF_CPP_MIN_LOG_LEVEL does not silence them), which would bury a one-line
+    error. Python-level errors raised during the import still reach stderr.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _allow_unsafe_load(allowed):
     if allowed:  # An environment variable, so spawned workers inherit it.
         os.environ["KERAS_TL_UNSAFE_LOAD"] = "1"
@@ -146,6 +164,7 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
     from keras_tl.config import load_experiment
 
     experiment = load_experiment(config, {"seeds": seeds} if seeds is not None else None)
+    _import_keras_quietly()
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = os.path.join("runs", f"{experiment.name}-{stamp}")
@@ -215,6 +234,7 @@ def score(model, source_task, target_task, layer, scores, epochs, seed, as_json,
     """Score a source model for a target task, without fine-tuning."""
     _select_backend(backend)
     _allow_unsafe_load(unsafe_load)
+    _import_keras_quietly()
     import json
 
     from keras_tl.report.text import format_table
