@@ -271,7 +271,7 @@ def resolve(raw):
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
-        "fused",
+        "fused", "cache_features",
     )
     _check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -366,6 +366,11 @@ def resolve(raw):
     }
     if config["lp_ft"]["probe_fraction"] >= 1:
         _fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
+    cache_features = raw.get("cache_features", True)
+    if not isinstance(cache_features, bool):
+        _fail("cache_features", "true or false", cache_features)
+    config["cache_features"] = cache_features
+
     fused = _mapping(raw.get("fused"), "fused")
     _check_keys(fused, ("tasks", "loss_weights"), "fused")
     source_tasks = [source["task"] for source in config["sources"]]

@@ -446,7 +446,7 @@ def run_trial(plan, spec, sources, pool=None):
     higher = task_metrics.higher_is_better(primary)
     patience = (config["early_stopping"] or {}).get("patience")
     rates = config["learning_rates"] or [config["target"]["learning_rate"]]
-    options = {**config["lp_ft"], **config["l2sp"]}
+    options = {**config["lp_ft"], **config["l2sp"], "cache_features": config["cache_features"]}
     source = plan.sources[spec.source] if spec.source else None
     started = time.perf_counter()
     best = last_failure = None

@@ -220,6 +220,83 @@ def _attach_l2sp(model, transferred, alpha, beta):
             variable.regularizer = regularizer
 
 
+# Layers whose outputs are random at training time: a frozen prefix holding one
+# cannot be replaced by features computed once.
+_RANDOM_LAYERS = (
+    keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D, keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise, keras.layers.AlphaDropout,
+)
+
+
+def _is_random(layer):
+    return isinstance(layer, _RANDOM_LAYERS) or type(layer).__name__.startswith("Random")
+
+
+def frozen_prefix_cut(model):
+    """Index of the last layer of the frozen prefix, if the model can be cut there.
+
+    The frozen-prefix feature cache applies when the model is a chain (each layer
+    takes the previous layer's output: Sequential-like functional models), its
+    first layers up to the last frozen one are all frozen or weightless, and none
+    of them is random at training time (Dropout, noise, augmentation); frozen
+    BatchNormalization runs in inference mode, so it qualifies. Returns None when
+    nothing is frozen or the cut is not possible (e.g. residual networks and
+    subclassed models).
+    """
+    layers = model.layers
+    if not layers or not isinstance(layers[0], keras.layers.InputLayer):
+        return None
+    try:
+        for previous, layer in zip(layers, layers[1:]):
+            if layer.input is not previous.output:
+                return None
+    except (AttributeError, ValueError):  # no graph, or a layer used twice
+        return None
+    frozen = [i for i, layer in enumerate(layers) if layer.weights and not layer.trainable]
+    if not frozen or frozen[-1] == len(layers) - 1:
+        return None
+    cut = frozen[-1]
+    for layer in layers[1:cut + 1]:
+        if _is_random(layer) or (layer.weights and layer.trainable):
+            return None
+    return cut
+
+
+def _fit_on_prefix_features(model, cut, task, settings, seed, pool):
+    """Trains the layers after `cut` on the frozen prefix's outputs; returns epochs.
+
+    The prefix runs once over the train (and val) inputs instead of once per
+    epoch. The suffix is a separate model built from the same layer configs; its
+    trained weights are copied back into `model`, so `model` ends exactly where
+    the uncached trial would (same data order, same arithmetic after the cut).
+    """
+    layers = model.layers
+    prefix = keras.Model(layers[0].output, layers[cut].output)
+    features = {split: predict(prefix, task.split(split)[0]) for split in ("train", "val")}
+    inputs = keras.Input(shape=features["train"].shape[1:], name="prefix_features")
+    outputs = inputs
+    rest = [layer.__class__.from_config(layer.get_config()) for layer in layers[cut + 1:]]
+    for clone in rest:
+        outputs = clone(outputs)
+    suffix = keras.Model(inputs, outputs, name="suffix")
+    for clone, layer in zip(rest, layers[cut + 1:]):
+        clone.set_weights(layer.get_weights())
+    if pool is not None:
+        suffix = pool.compiled(suffix, task.kind, settings.optimizer, settings.learning_rate)
+        rest = suffix.layers[1:]
+    else:
+        compile_model(suffix, task.kind, settings.optimizer, settings.learning_rate)
+    feature_task = dataclasses.replace(
+        task, x_train=features["train"], x_val=features["val"],
+        x_test=features["val"][:0],
+    )
+    epochs = fit(suffix, feature_task, settings, seed)
+    for clone, layer in zip(rest, layers[cut + 1:]):
+        layer.set_weights(clone.get_weights())
+    return epochs
+
+
 def train_target(
     model, task, recipe, transferred, depth, settings, seed, options=None, pool=None
 ):
@@ -235,7 +312,9 @@ def train_target(
         settings: FitSettings.
         seed: int. Seeds data order and dropout.
         options: dict. Recipe options: `learning_rate_scale` and `probe_fraction`
-            for `lp_ft`; `alpha` and `beta` for `l2sp`.
+            for `lp_ft`; `alpha` and `beta` for `l2sp`; `cache_features` (default
+            True) trains `fine_tune` and `linear_probe` on the outputs of the
+            frozen prefix when `frozen_prefix_cut` allows it.
         pool: ModelPool or None. Reuse compiled models for the single-stage recipes
             (`scratch`, `fine_tune`, `linear_probe`); `lp_ft` changes its freeze
             pattern mid-way and `l2sp` bakes its reference weights into the
@@ -270,6 +349,9 @@ def train_target(
         _attach_l2sp(
             model, transferred, options.get("alpha", 0.01), options.get("beta", 0.01)
         )
+    cut = frozen_prefix_cut(model) if options.get("cache_features", True) else None
+    if cut is not None and recipe != "l2sp":
+        return model, _fit_on_prefix_features(model, cut, task, settings, seed, pool)
     if pool is not None and recipe != "l2sp":
         model = pool.compiled(model, task.kind, settings.optimizer, settings.learning_rate)
     else:
