@@ -279,6 +279,60 @@ def _p_text(value):
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _figure_with_axes(width, height):
+    """A figure with one axes."""
+    figure = _figure(width, height)
+    return figure, figure.add_subplot()
+
+
+def _panels(count, columns, panel, margin):
+    """A figure of `count` panels, `columns` to a row, all sharing one y axis.
+
+    `panel` is one panel's (width, height) and `margin` what the figure adds to
+    their sum, in inches. Returns the figure and the list of panel axes.
+    """
+    rows = -(-count // columns)
+    figure = _figure(panel[0] * columns + margin[0], panel[1] * rows + margin[1])
+    first, panels = None, []
+    for index in range(count):
+        axes = figure.add_subplot(rows, columns, index + 1, sharey=first)
+        first = first or axes
+        panels.append(axes)
+    return figure, panels
+
+
+def _figure_title(figure, text):
+    figure.suptitle(text, fontsize=11, x=0.02, horizontalalignment="left")
+
+
+def _grid(axes, **where):
+    axes.grid(color="#e5e5e5", linewidth=0.6, **where)
+
+
+def _curve(axes, xs, points, label, style):
+    """One curve of means with its 95% CI band."""
+    axes.plot(xs, [p["mean"] for p in points], label=label, linewidth=1.8, markersize=7,
+              **style)
+    _band(axes, xs, [p.get("ci_low") for p in points],
+          [p.get("ci_high") for p in points], style["color"])
+
+
+def _error_bars():
+    return {"ecolor": "#333333", "capsize": 3, "elinewidth": 1}
+
+
+def _draw(results, path, find, draw):
+    """Draws one plot: `find(summary)` gives its data (`None`: no plot, returns
+    `None`), `draw(results, summary, data, primary_metric)` its figure, saved to
+    `path`."""
+    summary = _summary(results)
+    data = find(summary)
+    if data is None:
+        return None
+    metric = summary.get("primary_metric", "metric")
+    return _save(draw(results, summary, data, metric), path)
+
+
 def plot_gains(results, path):
     """Draws a forest plot of every condition's gain over scratch with its 95% CI.
 
@@ -294,17 +348,15 @@ def plot_gains(results, path):
     >>> plot_gains(keras_tl.Results.from_folder("runs/parity"), "gains.png")
     'gains.png'
     """
-    summary = _summary(results)
-    rows = _gain_rows(summary)
-    if rows is None:
-        return None
-    metric = summary.get("primary_metric", "metric")
+    return _draw(results, path, _gain_rows, _draw_gains)
+
+
+def _draw_gains(results, summary, rows, metric):
     several_sizes = len(_sizes(summary)) > 1
     labels = [
         g["label"] + (f"  (n={_size_text(g)})" if several_sizes else "") for g in rows
     ]
-    figure = _figure(8.5, 1.3 + 0.42 * len(rows))
-    axes = figure.add_subplot()
+    figure, axes = _figure_with_axes(8.5, 1.3 + 0.42 * len(rows))
     axes.axvline(0.0, color="#555555", linewidth=1, linestyle="--", zorder=1)
     seen_arms = set()
     for position, gain in enumerate(rows):
@@ -340,7 +392,7 @@ def plot_gains(results, path):
     axes.set_axisbelow(True)
     if seen_arms:
         axes.legend(loc="lower left", fontsize=8, frameon=True)
-    return _save(figure, path)
+    return figure
 
 
 def _same_size(a, b):
@@ -366,20 +418,15 @@ def plot_freeze_depth(results, path):
     >>> plot_freeze_depth(keras_tl.Results.from_folder("runs/sweep"), "depth.png")
     'depth.png'
     """
-    summary = _summary(results)
-    curves = _depth_data(summary)
-    if curves is None:
-        return None
-    metric = summary.get("primary_metric", "metric")
+    return _draw(results, path, _depth_data, _draw_freeze_depth)
+
+
+def _draw_freeze_depth(results, summary, curves, metric):
     sizes = list(dict.fromkeys(str(curve["train_size"]) for curve in curves))
     columns = min(len(sizes), 3)
-    panel_rows = -(-len(sizes) // columns)
-    figure = _figure(4.6 * columns + 1.0, 3.8 * panel_rows)
+    figure, panels = _panels(len(sizes), columns, (4.6, 3.8), (1.0, 0.0))
     layers = _context(results).get("transferable") or []
-    first = None
-    for index, size in enumerate(sizes):
-        axes = figure.add_subplot(panel_rows, columns, index + 1, sharey=first)
-        first = first or axes
+    for index, (size, axes) in enumerate(zip(sizes, panels)):
         members = [curve for curve in curves if str(curve["train_size"]) == size]
         labels = [f"{curve['arm']}|{curve.get('source')}" for curve in members]
         arms = {label: curve["arm"] for label, curve in zip(labels, members)}
@@ -400,15 +447,11 @@ def plot_freeze_depth(results, path):
                              color="#000000", alpha=0.08, linewidth=0)
         for label, curve in zip(labels, members):
             points = sorted(curve["points"], key=lambda p: p["freeze_depth"])
-            style = arm_style(curve["arm"], variants[label])
-            xs = [p["freeze_depth"] for p in points]
             name = curve["arm"] + (" (control)" if curve["arm"] == "random_transfer" else "")
             if curve.get("source") and len({c.get("source") for c in members}) > 1:
                 name += f" from {curve['source']}"
-            axes.plot(xs, [p["mean"] for p in points], label=name, linewidth=1.8,
-                      markersize=7, **style)
-            _band(axes, xs, [p.get("ci_low") for p in points],
-                  [p.get("ci_high") for p in points], style["color"])
+            _curve(axes, [p["freeze_depth"] for p in points], points, name,
+                   arm_style(curve["arm"], variants[label]))
         ticks = [
             f"{depth}\n{'none' if depth == 0 else 'up to ' + layers[depth - 1]}"
             if 0 <= depth <= len(layers) else f"{depth}"
@@ -420,12 +463,11 @@ def plot_freeze_depth(results, path):
             axes.set_ylabel(metric_label(metric))
         sample_text = scratch["num_samples"] if scratch and scratch.get("num_samples") else size
         axes.set_title(f"{sample_text} target training samples", fontsize=10)
-        axes.grid(color="#e5e5e5", linewidth=0.6)
+        _grid(axes)
         axes.legend(fontsize=8, loc="best")
         _clip_to_range(axes, metric)
-    figure.suptitle(PLOT_TITLES["freeze_depth"] + " (95% CI bands)", fontsize=11, x=0.02,
-                    horizontalalignment="left")
-    return _save(figure, path)
+    _figure_title(figure, PLOT_TITLES["freeze_depth"] + " (95% CI bands)")
+    return figure
 
 
 def plot_learning_curves(results, path):
@@ -443,36 +485,29 @@ def plot_learning_curves(results, path):
     >>> plot_learning_curves(keras_tl.Results.from_folder("runs/curve"), "lc.png")
     'lc.png'
     """
+    return _draw(results, path, _learning_data, _draw_learning_curves)
+
+
+def _draw_learning_curves(results, summary, curves, metric):
     from matplotlib.ticker import NullFormatter
 
-    summary = _summary(results)
-    curves = _learning_data(summary)
-    if curves is None:
-        return None
-    metric = summary.get("primary_metric", "metric")
     arms = _arm_of_label(summary)
     variants = _variants(list(curves), arms)
-    figure = _figure(8.0, 4.8)
-    axes = figure.add_subplot()
+    figure, axes = _figure_with_axes(8.0, 4.8)
     sizes = sorted({p["train_size"] for points in curves.values() for p in points})
     for label, points in curves.items():
-        arm = arms.get(label, label)
-        style = arm_style(arm, variants[label])
-        xs = [p["train_size"] for p in points]
-        axes.plot(xs, [p["mean"] for p in points], label=label, linewidth=1.8,
-                  markersize=7, **style)
-        _band(axes, xs, [p.get("ci_low") for p in points],
-              [p.get("ci_high") for p in points], style["color"])
+        _curve(axes, [p["train_size"] for p in points], points, label,
+               arm_style(arms.get(label, label), variants[label]))
     axes.set_xscale("log")
     axes.set_xticks(sizes, [str(size) for size in sizes])
     axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("target training samples (log scale)")
     axes.set_ylabel(metric_label(metric))
     axes.set_title(PLOT_TITLES["learning_curves"] + " (95% CI bands)", loc="left", fontsize=11)
-    axes.grid(color="#e5e5e5", linewidth=0.6, which="major")
+    _grid(axes, which="major")
     axes.legend(fontsize=8, loc="best")
     _clip_to_range(axes, metric)
-    return _save(figure, path)
+    return figure
 
 
 def plot_retention(results, path):
@@ -495,10 +530,12 @@ def plot_retention(results, path):
     >>> plot_retention(keras_tl.Results.from_folder("runs/sweep"), "retention.png")
     'retention.png'
     """
-    summary = _summary(results)
-    rows = _retention_data(summary)
-    if rows is None:
-        return None
+    return _draw(results, path, _retention_data, _draw_retention)
+
+
+def _draw_retention(results, summary, rows, _primary_metric):
+    from matplotlib.patches import Patch
+
     metric = rows[0].get("metric", "metric")
     several_sizes = len({row["train_size"] for row in rows}) > 1
     labels = [
@@ -518,16 +555,13 @@ def plot_retention(results, path):
             left.barh(
                 y + offset, value["mean"], height=bar, color=fill, edgecolor=style["color"],
                 hatch=hatch, linewidth=1.2, xerr=_interval_error([value]),
-                error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1},
+                error_kw=_error_bars(),
             )
         value = row["forgetting"]
         right.barh(
             y, value["mean"], height=0.6, color=style["color"], edgecolor="#333333",
-            linewidth=0.8, xerr=_interval_error([value]),
-            error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1},
+            linewidth=0.8, xerr=_interval_error([value]), error_kw=_error_bars(),
         )
-    from matplotlib.patches import Patch
-
     figure.legend(
         handles=[
             Patch(facecolor="white", edgecolor="#333333", hatch="///",
@@ -546,9 +580,9 @@ def plot_retention(results, path):
     )
     right.set_title("Forgetting (95% CI)", loc="left", fontsize=10)
     for axes in (left, right):
-        axes.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+        _grid(axes, axis="x")
         axes.set_axisbelow(True)
-    return _save(figure, path)
+    return figure
 
 
 def plot_scores(results, path):
@@ -570,24 +604,19 @@ def plot_scores(results, path):
     >>> plot_scores(keras_tl.Results.from_folder("runs/parity"), "scores.png")
     'scores.png'
     """
-    summary = _summary(results)
-    names = _scores_data(summary)
-    if names is None:
-        return None
-    metric = summary.get("primary_metric", "metric")
+    return _draw(results, path, _scores_data, _draw_scores)
+
+
+def _draw_scores(results, summary, names, metric):
     conditions = [
         c for c in summary["conditions"] if c["arm"] != "scratch" and metric in c.get("test", {})
     ]
     agreement = summary.get("rank_agreement") or []
     several_sizes = len(_sizes(summary)) > 1
     columns = min(len(names), 2 if len(names) <= 4 else 3)
-    panel_rows = -(-len(names) // columns)
-    figure = _figure(4.4 * columns + 0.6, 3.3 * panel_rows + 0.8)
+    figure, panels = _panels(len(names), columns, (4.4, 3.3), (0.6, 0.8))
     arms_seen = {}
-    first = None
-    for index, name in enumerate(names):
-        axes = figure.add_subplot(panel_rows, columns, index + 1, sharey=first)
-        first = first or axes
+    for index, (name, axes) in enumerate(zip(names, panels)):
         for c in conditions:
             score = (c.get("scores") or {}).get(name)
             if score is None:
@@ -610,14 +639,13 @@ def plot_scores(results, path):
                         fontsize=8)
         if index % columns == 0:
             axes.set_ylabel(metric_label(metric))
-        axes.grid(color="#e5e5e5", linewidth=0.6)
+        _grid(axes)
     figure.legend(
         list(arms_seen.values()), list(arms_seen), loc="outside lower center",
         ncols=max(1, len(arms_seen)), fontsize=8,
     )
-    figure.suptitle(PLOT_TITLES["scores"] + " (Kendall tau over all conditions)",
-                    fontsize=11, x=0.02, horizontalalignment="left")
-    return _save(figure, path)
+    _figure_title(figure, PLOT_TITLES["scores"] + " (Kendall tau over all conditions)")
+    return figure
 
 
 def plot_cka(results, path):
@@ -632,17 +660,17 @@ def plot_cka(results, path):
         path: str. The PNG file to write.
 
     Returns:
-        `path`, or `None` when the run recorded no CKA.
+        `path`, or `None` when the run recorded no CKA for any layer.
 
     Example:
 
     >>> plot_cka(keras_tl.Results.from_folder("runs/fusion"), "cka.png")
     'cka.png'
     """
-    summary = _summary(results)
-    rows = _cka_data(summary)
-    if rows is None:
-        return None
+    return _draw(results, path, _cka_data, _draw_cka)
+
+
+def _draw_cka(results, summary, rows, _metric):
     layers = list(dict.fromkeys(layer for row in rows for layer in row["layers"]))
     several_sizes = len({str(row["train_size"]) for row in rows}) > 1
     labels = [row["label"] + (f"  (n={row['train_size']})" if several_sizes else "")
@@ -652,8 +680,7 @@ def plot_cka(results, path):
         for row in rows
     ]
     grid = [[float("nan") if v is None else v for v in line] for line in values]
-    figure = _figure(2.4 + 1.15 * len(layers) + 2.2, 1.6 + 0.42 * len(rows))
-    axes = figure.add_subplot()
+    figure, axes = _figure_with_axes(2.4 + 1.15 * len(layers) + 2.2, 1.6 + 0.42 * len(rows))
     image = axes.imshow(grid, cmap="cividis", vmin=0.0, vmax=1.0, aspect="auto")
     for i, line in enumerate(values):
         for j, value in enumerate(line):
@@ -666,7 +693,7 @@ def plot_cka(results, path):
     colorbar = figure.colorbar(image, ax=axes, fraction=0.05)
     colorbar.set_label("linear CKA (1 = unchanged)")
     axes.set_title(PLOT_TITLES["cka"], loc="left", fontsize=10)
-    return _save(figure, path)
+    return figure
 
 
 PLOTS = {

@@ -23,20 +23,6 @@ import keras_tl.evaluator
 from keras_tl.store import STORE_NAME
 from keras_tl_cli.main import cli
 
-TINY = {
-    "name": "tiny-failures",
-    "model": {"builder": "mlp"},
-    "source": {"task": "digits", "epochs": 1, "batch_size": 64},
-    "target": {
-        "task": "digits:parity",
-        "train_sizes": [20],
-        "epochs": 3,
-        "batch_size": 10,
-        "learning_rate": 0.01,
-    },
-    "arms": ["scratch", "fine_tune", "linear_probe"],
-    "seeds": 2,
-}
 DIVERGING = ("fine_tune", 1)  # (arm, seed) of the one trial made to diverge.
 VERDICTS = {"positive", "negative", "inconclusive"}
 
@@ -97,23 +83,29 @@ def _gains(results):
 
 
 @pytest.fixture(scope="module")
-def diverged(tmp_path_factory):
-    """TINY with the DIVERGING trial diverging, run once into a run folder."""
+def tiny(tiny_experiment):
+    """The tiny experiment (conftest.py) these tests run, 6 trials."""
+    return tiny_experiment("tiny-failures")
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory, tiny):
+    """The tiny experiment with the DIVERGING trial diverging, run once into a run folder."""
     out = tmp_path_factory.mktemp("diverged") / "run"
     with pytest.MonkeyPatch.context() as monkeypatch:
         _diverge_one_trial(monkeypatch)
-        results = keras_tl.evaluate(TINY, out=str(out))
+        results = keras_tl.evaluate(tiny, out=str(out))
     keras.backend.clear_session()
     return {"out": out, "results": results}
 
 
 @pytest.fixture
-def diverged_copy(diverged, tmp_path):
+def diverged_copy(diverged, tmp_path, tiny):
     """A copy of the diverged run folder, for a test to resume."""
     out = tmp_path / "run"
     shutil.copytree(diverged["out"], out)
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(tiny))
     return out, config
 
 
@@ -196,7 +188,7 @@ def test_retry_failed_runs_only_the_failed_trials_again(diverged_copy, monkeypat
 
 
 def test_a_trial_that_raises_is_recorded_with_the_exception_text_and_the_sweep_continues(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, tiny
 ):
     original = keras_tl.evaluator.run_trial
     calls = []
@@ -209,11 +201,11 @@ def test_a_trial_that_raises_is_recorded_with_the_exception_text_and_the_sweep_c
 
     monkeypatch.setattr(keras_tl.evaluator, "run_trial", run_trial)
     out = tmp_path / "run"
-    results = keras_tl.evaluate(TINY, out=str(out))
+    results = keras_tl.evaluate(tiny, out=str(out))
     keras.backend.clear_session()
 
     # Every trial was attempted, including those after the failures.
-    assert calls == [(arm, seed) for arm in TINY["arms"] for seed in (0, 1)]
+    assert calls == [(arm, seed) for arm in tiny["arms"] for seed in (0, 1)]
     trials = _by_arm_and_seed(keras_tl.Results.from_folder(out).trials)
     for seed in (0, 1):
         failed = trials[("fine_tune", seed)]

@@ -38,20 +38,6 @@ from keras_tl.config import load_experiment
 from keras_tl.evaluator import SourceModels, plan, run_trial
 from keras_tl.store import STORE_NAME, TrialStore
 
-TINY = {
-    "name": "tiny-resume",
-    "model": {"builder": "mlp"},
-    "source": {"task": "digits", "epochs": 1, "batch_size": 64},
-    "target": {
-        "task": "digits:parity",
-        "train_sizes": [20],
-        "epochs": 3,
-        "batch_size": 10,
-        "learning_rate": 0.01,
-    },
-    "arms": ["scratch", "fine_tune", "linear_probe"],
-    "seeds": 2,
-}
 NUM_TRIALS = 6
 # Record fields that measure time, not results: they differ between any two runs.
 TIMINGS = ("fit_time", "wall_time")
@@ -66,6 +52,12 @@ def _numbers(record):
 
 def _by_key(records):
     return {record["key"]: record for record in records}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_experiment):
+    """The tiny experiment (conftest.py) these tests run, 6 trials."""
+    return tiny_experiment("tiny-resume")
 
 
 def _snapshot(out):
@@ -122,12 +114,12 @@ def _read(path):
 
 
 @pytest.fixture(scope="module")
-def interrupted_run(tmp_path_factory):
-    """Runs TINY through the CLI: SIGKILL, resume + SIGINT, resume to the end."""
+def interrupted_run(tmp_path_factory, tiny):
+    """Runs the tiny experiment through the CLI: SIGKILL, resume + SIGINT, resume to the end."""
     base = tmp_path_factory.mktemp("interrupted")
     out = str(base / "run")
     config_path = base / "tiny.yaml"
-    config_path.write_text(yaml.safe_dump(TINY))
+    config_path.write_text(yaml.safe_dump(tiny))
     command = [
         sys.executable, "-m", "keras_tl_cli", "evaluate", str(config_path),
         "--backend", keras.config.backend(), "--out", out,
@@ -192,12 +184,12 @@ def interrupted_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """TINY run once, start to end, in this process; records in the order they ran."""
+def uninterrupted(tmp_path_factory, tiny):
+    """The tiny experiment run once, start to end, in this process; records in run order."""
     out = tmp_path_factory.mktemp("uninterrupted") / "run"
     order = []
     results = keras_tl.evaluate(
-        TINY, out=str(out), on_trial=lambda done, total, record: order.append(record["key"])
+        tiny, out=str(out), on_trial=lambda done, total, record: order.append(record["key"])
     )
     keras.backend.clear_session()
     return {"results": results, "order": order, "records": _by_key(results.trials)}
@@ -293,11 +285,11 @@ def test_the_store_is_consistent_after_ctrl_c(interrupted_run, uninterrupted):
 
 
 def test_a_trial_gives_the_same_numbers_when_the_trials_run_in_another_order(
-    tmp_path, uninterrupted
+    tmp_path, uninterrupted, tiny
 ):
     # Reversed arms and seeds: the same trials (same keys), each run at another
     # position, after other trials than before.
-    reordered = {**TINY, "arms": TINY["arms"][::-1], "seeds": [1, 0]}
+    reordered = {**tiny, "arms": tiny["arms"][::-1], "seeds": [1, 0]}
     order = []
     results = keras_tl.evaluate(
         reordered, out=str(tmp_path / "reordered"),
@@ -311,10 +303,10 @@ def test_a_trial_gives_the_same_numbers_when_the_trials_run_in_another_order(
         assert _numbers(records[key]) == _numbers(record), record["arm"]
 
 
-def test_a_trial_run_alone_gives_the_same_numbers_as_in_the_sweep(uninterrupted):
+def test_a_trial_run_alone_gives_the_same_numbers_as_in_the_sweep(uninterrupted, tiny):
     # A transfer trial from the middle of the sweep, run alone: no trial before it,
     # its source trained afresh in memory (no cache), no compiled model to reuse.
-    the_plan = plan(load_experiment(TINY))
+    the_plan = plan(load_experiment(tiny))
     spec = next(s for s in the_plan.trials if (s.arm, s.seed) == ("fine_tune", 1))
     alone = run_trial(the_plan, spec, SourceModels(the_plan))
     keras.backend.clear_session()

@@ -22,32 +22,12 @@ from keras_tl.results import rebuild
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_PLOTS = ("gains", "freeze_depth", "learning_curves", "retention", "scores", "cka")
-# The same small run serves this module and test_results_schema.py (the first to
-# need it trains it into the session's temp folder; the other reuses it): keep
-# the two CONFIGs identical.
-CONFIG = {
-    "name": "report_test",
-    "model": {"builder": "small_cnn"},
-    "source": {"task": "digits:0-4", "epochs": 1},
-    "target": {"task": "digits:5-9", "train_sizes": [10, 20], "epochs": 1},
-    "arms": ["scratch", "fine_tune", "random_transfer"],
-    "freeze_depths": [0, 1],
-    "seeds": 2,
-}
-
-
-def shared_run(tmp_path_factory):
-    """The run folder of CONFIG, trained once per test session."""
-    folder = tmp_path_factory.getbasetemp() / "keras_tl_report_run"
-    if not (folder / "results.json").is_file():
-        keras_tl.evaluate(CONFIG, out=str(folder), overwrite=True)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One tiny evaluation, then its reports rebuilt from the store alone."""
-    folder = shared_run(tmp_path_factory)
+def run(report_run_folder):
+    """One tiny evaluation (conftest.py), then its reports rebuilt from the store alone."""
+    folder = report_run_folder
 
     def no_training(*args, **kwargs):
         raise AssertionError("rebuilding a report must not train anything")

@@ -6,8 +6,6 @@ import re
 
 import pytest
 
-import keras_tl
-
 SCHEMA_DOC = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "docs", "results-schema.md",
@@ -68,31 +66,9 @@ def objects_at(data, path):
     return [item for item in objects if isinstance(item, dict)]
 
 
-# The same small run serves this module and test_results_schema.py (the first to
-# need it trains it into the session's temp folder; the other reuses it): keep
-# the two CONFIGs identical.
-CONFIG = {
-    "name": "report_test",
-    "model": {"builder": "small_cnn"},
-    "source": {"task": "digits:0-4", "epochs": 1},
-    "target": {"task": "digits:5-9", "train_sizes": [10, 20], "epochs": 1},
-    "arms": ["scratch", "fine_tune", "random_transfer"],
-    "freeze_depths": [0, 1],
-    "seeds": 2,
-}
-
-
-def shared_run(tmp_path_factory):
-    """The run folder of CONFIG, trained once per test session."""
-    folder = tmp_path_factory.getbasetemp() / "keras_tl_report_run"
-    if not (folder / "results.json").is_file():
-        keras_tl.evaluate(CONFIG, out=str(folder), overwrite=True)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    with open(os.path.join(shared_run(tmp_path_factory), "results.json")) as file:
+def results(report_run_folder):
+    with open(os.path.join(report_run_folder, "results.json")) as file:
         return json.load(file)
 
 
