@@ -53,21 +53,9 @@ def _select_backend(name):
 
 
 def _import_keras_quietly():
-    """Imports keras with file descriptor 2 muted.
+    from keras_tl.backend import import_keras_quietly
 
-    TensorFlow's C++ start-up writes notices straight to the stderr descriptor
-    (TF_CPP_MIN_LOG_LEVEL does not silence them), which would bury a one-line
-    error. Python-level errors raised during the import still reach stderr.
-    """
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    import_keras_quietly()
 
 
 def _allow_unsafe_load(allowed):

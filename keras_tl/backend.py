@@ -130,6 +130,25 @@ def thread_limits(threads):
     }
 
 
+def import_keras_quietly():
+    """Imports keras with the process's stderr file descriptor muted.
+
+    TensorFlow's C++ start-up writes notices straight to file descriptor 2
+    (`TF_CPP_MIN_LOG_LEVEL` does not silence them), which would bury the CLI's
+    one-line error messages. Python exceptions raised by the import still
+    propagate and are reported normally.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def describe():
     """Returns one dict per supported backend: name, version (or None), active."""
     current = active()

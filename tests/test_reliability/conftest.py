@@ -15,7 +15,9 @@ def tiny_experiment():
             "target": {
                 "task": "digits:parity",
                 "train_sizes": [20],
-                "epochs": 3,
+                # Long enough (about a second a trial) that the resume test's kill
+                # and Ctrl-C land while trials remain, however fast training gets.
+                "epochs": 40,
                 "batch_size": 10,
                 "learning_rate": 0.01,
             },
