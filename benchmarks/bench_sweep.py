@@ -156,7 +156,8 @@ def _digits_tasks():
     bunch = load_digits()
     images = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     labels = bunch.target.astype("int64")
-    splits = dict(zip(("train", "val", "test"), _stratified_split(labels, (0.6, 0.2, 0.2), 0)))
+    parts = _stratified_split(labels, (0.6, 0.2, 0.2), 0)
+    splits = dict(zip(("train", "val", "test"), parts))
     source, target = {}, {}
     for split, indices in splits.items():
         x, y = images[indices], labels[indices]
@@ -320,7 +321,9 @@ def run_side(side, args):
     started = time.perf_counter()
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    lines = [
+        line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)
+    ]
     if completed.returncode != 0 or not lines:
         sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-8000:])
         raise SystemExit(f"the {side} side failed (exit status {completed.returncode})")
@@ -369,7 +372,9 @@ def report(args, results):
               f"{result['peak_rss_mb']:>12.0f} "
               f"{result['load_before']:>13.2f}/{result['load_after']:.2f}")
     for side, result in results.items():
-        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["breakdown"].items())
+        parts = ", ".join(
+            f"{name} {seconds:.1f} s" for name, seconds in result["breakdown"].items()
+        )
         print(f"  {side}: {parts}")
         workers = [round(peak) for peak in result.get("worker_peak_rss_mb", []) if peak > 50]
         if workers:
@@ -388,7 +393,8 @@ def report(args, results):
               f"process {process_ratio:.2f}x")
     print()
     header = "".join(f" {side + ' mean ± se (n)':>26}" for side in results)
-    print(f"{'arm':<13}{header} {'|diff| / combined se':>22}")
+    compared = f" {'|diff| / combined se':>22}" if len(results) == 2 else ""
+    print(f"{'arm':<13}{header}{compared}")
     all_within = True
     for arm in arm_names():
         stats = {side: mean_and_standard_error(result["accuracies"][arm])
@@ -411,7 +417,7 @@ def report(args, results):
                 within = distance <= 2.0
                 all_within &= within
                 comparison = f" {distance:>14.2f} {'ok' if within else 'OUTSIDE'}"
-        print(f"{arm:<13}{cells}{comparison:>22}")
+        print(f"{arm:<13}{cells}{comparison:>22}" if comparison else f"{arm:<13}{cells}")
     if len(results) == 2:
         print(f"every keras-tl arm mean within 2 combined standard errors of the plain "
               f"loop's: {'yes' if all_within else 'NO'}")
