@@ -632,11 +632,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     if workers > 1 and cache_folder is None:  # Workers share sources through files.
         cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")
     done = store.statuses() if store else {}
-    pending = [
-        spec for spec in the_plan.trials
-        if not (done.get(spec.key(experiment)) == "ok"
-                or (done.get(spec.key(experiment)) == "failed" and not retry_failed))
-    ]
+    rerun = {None, "failed"} if retry_failed else {None}
+    pending = [spec for spec in the_plan.trials if done.get(spec.key(experiment)) in rerun]
     total = len(the_plan.trials)
     finished = total - len(pending)
     records = {}
