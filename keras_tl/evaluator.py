@@ -271,11 +271,15 @@ class SourceModels:
         plan: Plan.
         cache_folder: str or None. Where trained source models are saved as
             `.keras` files (written to a temporary name, then renamed).
+        pool: ModelPool or None. Train on a pooled compiled model (a twin built
+            with the same seed) and copy the weights out, so each seed's source
+            does not compile its own training step.
     """
 
-    def __init__(self, plan, cache_folder=None):
+    def __init__(self, plan, cache_folder=None, pool=None):
         self.plan = plan
         self.cache_folder = cache_folder
+        self.pool = pool
         self._trained = {}
 
     def _source(self, name):
@@ -309,10 +313,7 @@ class SourceModels:
         elif source.config["untrained"]:
             model = self.untrained(seed, source.name)
         else:
-            model = source.network.build(task.input_shape, task.num_outputs, seed)
-            stage = source.config
-            compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
-            fit(model, task, _settings(stage, verbose=self.plan.verbose), seed)
+            model = self._train(source, seed)
             if path:
                 os.makedirs(self.cache_folder, exist_ok=True)
                 temporary = path[: -len(".keras")] + ".tmp.keras"
@@ -321,6 +322,22 @@ class SourceModels:
         result = (model, evaluate_split(model, task, "test"))
         self._trained[(source.name, seed)] = result
         return result
+
+    def _train(self, source, seed):
+        task, stage = source.task, source.config
+        settings = _settings(stage, verbose=self.plan.verbose)
+        model = source.network.build(task.input_shape, task.num_outputs, seed)
+        if self.pool is None:
+            compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
+            fit(model, task, settings, seed)
+            return model
+        # The pooled model is shared with later trainings: train a same-seed twin
+        # there and keep `model`, which no one else holds, as the source.
+        twin = source.network.build(task.input_shape, task.num_outputs, seed)
+        trainer = self.pool.compiled(twin, task.kind, stage["optimizer"], stage["learning_rate"])
+        fit(trainer, task, settings, seed)
+        model.set_weights(trainer.get_weights())
+        return model
 
     def random_init_metrics(self, seed, name=None):
         """Source-task test metrics of the untrained source network (for FWT)."""

@@ -54,8 +54,8 @@ class SerialExecutor:
         from keras_tl.training import ModelPool
 
         self.plan = plan
-        self.sources = SourceModels(plan, cache_folder)
         self.pool = ModelPool()
+        self.sources = SourceModels(plan, cache_folder, self.pool)
 
     def run(self, specs):
         for spec in specs:
@@ -79,9 +79,9 @@ def _start_worker(backend, experiment_config, cache_folder, threads):
     from keras_tl.training import ModelPool
 
     the_plan = plan(load_experiment(experiment_config))
-    _WORKER.update(
-        plan=the_plan, sources=SourceModels(the_plan, cache_folder), pool=ModelPool()
-    )
+    pool = ModelPool()
+    sources = SourceModels(the_plan, cache_folder, pool)
+    _WORKER.update(plan=the_plan, sources=sources, pool=pool)
 
 
 def _worker_trial(spec):

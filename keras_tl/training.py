@@ -82,19 +82,27 @@ def _labels_for_fit(kind, y):
     return y.reshape(-1, 1).astype("float32") if kind == "binary" else y
 
 
-def predict(model, x):
-    """Model outputs on `x` in inference mode, as a NumPy array."""
+def predict(model, x, batch_size=PREDICT_BATCH_SIZE):
+    """Model outputs on `x` in inference mode, as a NumPy array (a list of them for
+    a model with several outputs).
+
+    Calls the model directly, batch by batch, instead of `Model.predict`, which
+    traces and compiles a predict function for every new model.
+    """
     with warnings.catch_warnings():
         # Models loaded from files declare their one input as a list; a plain
         # array is what they mean, and Keras handles it, but warns on every call.
         warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
-        outputs = [
-            keras.ops.convert_to_numpy(
-                model(x[start:start + PREDICT_BATCH_SIZE], training=False)
-            )
-            for start in range(0, len(x), PREDICT_BATCH_SIZE)
+        batches = [
+            model(x[start:start + batch_size], training=False)
+            for start in range(0, len(x), batch_size)
         ]
-    return np.concatenate(outputs, axis=0)
+    if isinstance(batches[0], (list, tuple)):
+        return [
+            np.concatenate([keras.ops.convert_to_numpy(batch[i]) for batch in batches])
+            for i in range(len(batches[0]))
+        ]
+    return np.concatenate([keras.ops.convert_to_numpy(batch) for batch in batches])
 
 
 def evaluate(model, task, split):

@@ -183,9 +183,11 @@ def _layer_names(model, names, argument):
 def _activations(model, names, inputs, batch_size, argument):
     import keras
 
+    from keras_tl.training import predict
+
     outputs = [model.get_layer(name).output for name in names]
     extractor = keras.Model(model.inputs, outputs)
-    predictions = extractor.predict(inputs, batch_size=batch_size, verbose=0)
+    predictions = predict(extractor, inputs, batch_size)
     if not isinstance(predictions, (list, tuple)):
         predictions = [predictions]
     return [
@@ -206,9 +208,9 @@ def layer_similarity(
     """Linear CKA between the layers of two models on the same inputs.
 
     Builds a feature extractor `keras.Model(model.inputs, [layer outputs])` for
-    each model, runs it once over `inputs` with `predict`, and returns the
-    `len(layers_a) x len(layers_b)` matrix of `linear_cka` values (Kornblith et
-    al., 2019). Typical use: compare a fine-tuned network with its source to see
+    each model, runs it once over `inputs` in inference mode, batch by batch, and
+    returns the `len(layers_a) x len(layers_b)` matrix of `linear_cka` values
+    (Kornblith et al., 2019). Typical use: compare a fine-tuned network with its source to see
     which layers kept the source representation. Each layer's activations are
     flattened per sample and held in memory in float64, so use a few hundred to
     a few thousand inputs.
@@ -216,13 +218,12 @@ def layer_similarity(
     Args:
         model_a: `keras.Model`. A functional (or built Sequential) model.
         model_b: `keras.Model`. A second model accepting the same `inputs`.
-        inputs: the inputs both models are evaluated on, in any form
-            `model.predict` accepts (e.g. a NumPy array of N samples).
+        inputs: array of N samples, the inputs both models are evaluated on.
         layers_a: list of str. Layer names in `model_a`.
         layers_b: list of str or None. Layer names in `model_b`; defaults to
             `layers_a`.
         debiased: bool. Use the debiased CKA estimator. Defaults to `False`.
-        batch_size: int. Batch size for `predict`. Defaults to `256`.
+        batch_size: int. Inputs per model call. Defaults to `256`.
 
     Returns:
         A dict with keys `layers_a` (list of str), `layers_b` (list of str) and

@@ -345,3 +345,23 @@ def test_a_trial_whose_model_outputs_nan_is_recorded_as_failed(tmp_path, monkeyp
     summary = _read_json(out / "results.json")["summary"]
     assert summary["num_failed"] == 1
     assert summary["conditions"][0]["n"] == 2
+
+
+def test_sources_trained_through_a_pool_equal_sources_trained_alone():
+    from keras_tl.evaluator import SourceModels, plan
+    from keras_tl.training import ModelPool
+
+    the_plan = plan(load_experiment({**TINY, "scores": []}))
+    alone = SourceModels(the_plan)
+    pooled = SourceModels(the_plan, pool=ModelPool())
+    first, first_metrics = pooled.trained(0)
+    first_weights = [w.copy() for w in first.get_weights()]
+    second, _ = pooled.trained(1)  # Trains on the same pooled model as seed 0.
+    for seed, model in ((0, first), (1, second)):
+        expected, _ = alone.trained(seed)
+        for received, wanted in zip(model.get_weights(), expected.get_weights()):
+            np.testing.assert_allclose(received, wanted, rtol=1e-6, atol=1e-7)
+    assert first_metrics == pytest.approx(alone.trained(0)[1], rel=1e-6)
+    # The seed-0 source kept its own weights after the pool trained seed 1.
+    for received, wanted in zip(first.get_weights(), first_weights):
+        np.testing.assert_array_equal(received, wanted)
