@@ -11,7 +11,6 @@ import os
 import shlex
 import signal
 import sys
-import time
 
 import click
 
@@ -158,35 +157,25 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
         out = os.path.join("runs", f"{experiment.name}-{stamp}")
     from keras_tl.evaluator import evaluate as run
     from keras_tl.report.text import format_summary
+    from keras_tl_cli.progress import progress_for
 
-    started = time.monotonic()
-    counts = {"run": 0, "failed": 0}
-
-    def progress(done, total, record):
-        counts["run"] += 1
-        counts["failed"] += record["status"] != "ok"
-        if quiet:
-            return
-        if record["status"] == "ok":
-            outcome = " ".join(f"{k}={v:.3f}" for k, v in record["test"].items() if v is not None)
-        else:
-            outcome = f"FAILED ({record['error']})"
-        elapsed = time.monotonic() - started
-        eta = elapsed / counts["run"] * (total - done)
-        source = f" from {record['source']}" if record.get("source") else ""
-        click.echo(
-            f"[{done}/{total}] {record['arm']}{source} depth={record['freeze_depth']} "
-            f"size={record['requested_train_size']} seed={record['seed']}: {outcome}  "
-            f"(ETA {eta:.0f} s, {counts['failed']} failed)"
-        )
-
+    # Keras' own bars (--verbose) would be torn by a redrawn status line.
+    progress = None if quiet else progress_for(sys.stdout, live=not verbose)
+    hooks = {}
+    if progress:
+        hooks = {"on_trial": progress.trial_finished,
+                 "on_trial_start": progress.trial_started, "on_epoch": progress.epoch}
     command = "keras-tl " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     # SIGTERM stops like Ctrl-C: the running trial is abandoned, finished ones stay.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        results = run(experiment, out=out, overwrite=overwrite, retry_failed=retry_failed,
-                      on_trial=progress, command=command, workers=workers,
-                      verbose=verbose)
+        try:
+            results = run(experiment, out=out, overwrite=overwrite,
+                          retry_failed=retry_failed, command=command, workers=workers,
+                          verbose=verbose, **hooks)
+        finally:
+            if progress:
+                progress.close()
     except KeyboardInterrupt:
         click.echo(
             f"\nInterrupted. Finished trials are saved in {out}. Resume with the same "

@@ -103,6 +103,7 @@ class Plan:
     scores: list
     trials: list
     verbose: int = 0
+    callbacks: tuple = ()
 
 
 def _network(model_config):
@@ -248,14 +249,15 @@ def plan_context(the_plan):
     }
 
 
-def _settings(stage, patience=None, learning_rate=None, verbose=0):
+def _settings(plan, stage, patience=None, learning_rate=None):
     return FitSettings(
         epochs=stage["epochs"],
         batch_size=stage["batch_size"],
         optimizer=stage["optimizer"],
         learning_rate=learning_rate or stage["learning_rate"],
         patience=patience,
-        verbose=verbose,
+        verbose=plan.verbose,
+        callbacks=plan.callbacks,
     )
 
 
@@ -325,7 +327,7 @@ class SourceModels:
 
     def _train(self, source, seed):
         task, stage = source.task, source.config
-        settings = _settings(stage, verbose=self.plan.verbose)
+        settings = _settings(self.plan, stage)
         model = source.network.build(task.input_shape, task.num_outputs, seed)
         if self.pool is None:
             compile_model(model, task.kind, stage["optimizer"], stage["learning_rate"])
@@ -411,7 +413,7 @@ def _run_fused_trial(plan, spec, sources, target_task):
     model, heads, _ = build_fused(plan.network, tasks, spec.seed)
     random_init = evaluate_fused(model, tasks, heads, "test")
     settings = _settings(
-        config["target"], (config["early_stopping"] or {}).get("patience")
+        plan, config["target"], (config["early_stopping"] or {}).get("patience")
     )
     epochs = fit_fused(
         model, tasks, heads, settings, spec.seed, config["fused"]["loss_weights"]
@@ -494,7 +496,7 @@ def run_trial(plan, spec, sources, pool=None):
         try:
             model, epochs = train_target(
                 model, target_task, spec.recipe, transferred, spec.freeze_depth,
-                _settings(config["target"], patience, rate, plan.verbose), spec.seed,
+                _settings(plan, config["target"], patience, rate), spec.seed,
                 options, pool,
             )
             validation = evaluate_split(model, target_task, "val")
@@ -608,8 +610,28 @@ def _bound_store(path, experiment):
     return store
 
 
+class _EpochReporter(keras.callbacks.Callback):
+    """Calls `on_epoch(epoch, epochs)` at the end of every epoch of every fit."""
+
+    def __init__(self, on_epoch):
+        super().__init__()
+        self._on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._on_epoch(epoch + 1, self.params.get("epochs"))
+
+
+def _announced(specs, on_trial_start, done, total):
+    """Yields `specs` to a serial executor, calling `on_trial_start(done, total,
+    spec)` just before each is taken (the previous ones have finished by then)."""
+    for index, spec in enumerate(specs):
+        on_trial_start(done + index, total, spec)
+        yield spec
+
+
 def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
-             on_trial=None, command=None, workers=1, verbose=False):
+             on_trial=None, command=None, workers=1, verbose=False,
+             on_trial_start=None, on_epoch=None):
     """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
 
     Args:
@@ -621,6 +643,11 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         retry_failed: bool. Run failed trials again.
         on_trial: callable or None. Called as `on_trial(done, total, record)` after
             each trial.
+        on_trial_start: callable or None. Called as `on_trial_start(done, total,
+            spec)` (`spec` a `TrialSpec`) just before each trial starts; only
+            with `workers=1`.
+        on_epoch: callable or None. Called as `on_epoch(epoch, epochs)` after each
+            training epoch (source or target); only with `workers=1`.
         command: str or None. The command line, recorded in the provenance.
         workers: int. Run trials in this many worker processes (1: in this one).
         verbose: bool. Show Keras' per-epoch progress bars (in this process).
@@ -639,6 +666,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     experiment = load_experiment(experiment)
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
+    if on_epoch and workers == 1:
+        the_plan.callbacks = (_EpochReporter(on_epoch),)
     context = plan_context(the_plan)
     store = prepare_run_folder(out, experiment, overwrite) if out else None
     if store:
@@ -656,6 +685,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     records = {}
     if workers == 1:
         executor = SerialExecutor(the_plan, cache_folder)
+        if on_trial_start:  # The serial executor takes each spec as it starts it.
+            pending = _announced(pending, on_trial_start, finished, total)
     else:
         executor = ProcessExecutor(the_plan, cache_folder, workers, keras.config.backend())
     try:

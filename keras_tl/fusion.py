@@ -396,7 +396,7 @@ def fit_fused(model, tasks, head_names, settings, seed, loss_weights=None):
         optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
         loss={key: loss_for(task.kind) for key, task in zip(keys, tasks)},
     )
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [keras.callbacks.TerminateOnNaN(), *settings.callbacks]
     validation_data = None
     if settings.patience is not None:
         callbacks.append(
@@ -416,7 +416,7 @@ def fit_fused(model, tasks, head_names, settings, seed, loss_weights=None):
         validation_data=validation_data,
         validation_batch_size=settings.batch_size,
         callbacks=callbacks,
-        verbose=0,
+        verbose=settings.verbose,
     )
     losses = history.history.get("loss", [])
     for epoch, loss in enumerate(losses, start=1):

@@ -41,6 +41,8 @@ class FitSettings:
         patience: int or None. Early-stopping patience on the val loss; the best
             val weights are restored. None trains for exactly `epochs`.
         verbose: int. Keras' own progress output for `fit` (0: none).
+        callbacks: tuple of `keras.callbacks.Callback`. Extra callbacks for every
+            `fit` of this training (e.g. a progress display).
     """
 
     epochs: int
@@ -49,6 +51,7 @@ class FitSettings:
     learning_rate: float = 1e-3
     patience: int = None
     verbose: int = 0
+    callbacks: tuple = ()
 
 
 def make_optimizer(name, learning_rate):
@@ -117,7 +120,7 @@ def fit(model, task, settings, seed, learning_rate=None):
     Raises:
         TrialFailure: the training loss became NaN or infinite.
     """
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [keras.callbacks.TerminateOnNaN(), *settings.callbacks]
     validation_data = None
     if settings.patience is not None:
         callbacks.append(
