@@ -271,7 +271,7 @@ def resolve(raw):
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
-        "fused", "cache_features",
+        "fused", "cache_features", "feature_cache_mb",
     )
     _check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -370,6 +370,13 @@ def resolve(raw):
     if not isinstance(cache_features, bool):
         _fail("cache_features", "true or false", cache_features)
     config["cache_features"] = cache_features
+    feature_cache_mb = raw.get("feature_cache_mb", 512)
+    is_number = isinstance(feature_cache_mb, (int, float)) and not isinstance(
+        feature_cache_mb, bool
+    )
+    if not is_number or feature_cache_mb < 0:
+        _fail("feature_cache_mb", "a number of MB >= 0", feature_cache_mb)
+    config["feature_cache_mb"] = feature_cache_mb
 
     fused = _mapping(raw.get("fused"), "fused")
     _check_keys(fused, ("tasks", "loss_weights"), "fused")

@@ -453,11 +453,11 @@ def _check_finite(metrics_by_split):
                 raise TrialFailure(f"non-finite {split} {name} after training")
 
 
-def run_trial(plan, spec, sources, pool=None):
+def run_trial(plan, spec, sources, pool=None, feature_cache=None):
     """Runs one trial and returns its record (a JSON-friendly dict).
 
-    With a `ModelPool`, compiled models are reused across trials; the numbers are
-    the same as without one.
+    With a `ModelPool`, compiled models are reused across trials, and with a
+    `FeatureCache` frozen-prefix outputs are; the numbers are the same without.
     """
     config = plan.experiment.config
     target_task = plan.target_task.subsample(spec.train_size, spec.seed)
@@ -497,7 +497,7 @@ def run_trial(plan, spec, sources, pool=None):
             model, epochs = train_target(
                 model, target_task, spec.recipe, transferred, spec.freeze_depth,
                 _settings(plan, config["target"], patience, rate), spec.seed,
-                options, pool,
+                options, pool, feature_cache,
             )
             validation = evaluate_split(model, target_task, "val")
             _check_finite({"val": validation})

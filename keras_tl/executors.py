@@ -18,7 +18,7 @@ from keras_tl.errors import ConfigError, DataError
 EXECUTORS = ("serial", "process")
 
 
-def execute_trial(plan, spec, sources, pool):
+def execute_trial(plan, spec, sources, pool, feature_cache=None):
     """Runs one trial, isolating its failure; returns `(record, traceback_or_None)`.
 
     A non-finite loss or any exception other than a user error (`ConfigError`,
@@ -32,7 +32,7 @@ def execute_trial(plan, spec, sources, pool):
     started = time.perf_counter()
     details = None
     try:
-        record.update(run_trial(plan, spec, sources, pool))
+        record.update(run_trial(plan, spec, sources, pool, feature_cache))
         record["status"], record["error"] = "ok", None
     except TrialFailure as failure:
         record["status"], record["error"] = "failed", str(failure)
@@ -46,8 +46,19 @@ def execute_trial(plan, spec, sources, pool):
     return record, details
 
 
+def feature_cache_for(plan, cache_folder):
+    """The process's `FeatureCache`: `feature_cache_mb` of memory, then files in
+    its own folder under the run's `cache/` (deleted when the run ends)."""
+    from keras_tl.training import FeatureCache
+
+    folder = None
+    if cache_folder:
+        folder = os.path.join(cache_folder, f"features-{os.getpid()}")
+    return FeatureCache(plan.experiment.config["feature_cache_mb"], folder)
+
+
 class SerialExecutor:
-    """Runs trials in this process, reusing compiled models across them."""
+    """Runs trials in this process, reusing compiled models and prefix features."""
 
     def __init__(self, plan, cache_folder):
         from keras_tl.evaluator import SourceModels
@@ -56,13 +67,15 @@ class SerialExecutor:
         self.plan = plan
         self.pool = ModelPool()
         self.sources = SourceModels(plan, cache_folder, self.pool)
+        self.feature_cache = feature_cache_for(plan, cache_folder)
 
     def run(self, specs):
         for spec in specs:
-            yield execute_trial(self.plan, spec, self.sources, self.pool)
+            yield execute_trial(self.plan, spec, self.sources, self.pool, self.feature_cache)
 
     def close(self):
         self.pool.clear()
+        self.feature_cache.clear()
 
 
 # State of a worker process, set once by `_start_worker`.
@@ -81,11 +94,17 @@ def _start_worker(backend, experiment_config, cache_folder, threads):
     the_plan = plan(load_experiment(experiment_config))
     pool = ModelPool()
     sources = SourceModels(the_plan, cache_folder, pool)
-    _WORKER.update(plan=the_plan, sources=sources, pool=pool)
+    _WORKER.update(
+        plan=the_plan, sources=sources, pool=pool,
+        feature_cache=feature_cache_for(the_plan, cache_folder),
+    )
 
 
 def _worker_trial(spec):
-    return execute_trial(_WORKER["plan"], spec, _WORKER["sources"], _WORKER["pool"])
+    worker = _WORKER
+    return execute_trial(
+        worker["plan"], spec, worker["sources"], worker["pool"], worker["feature_cache"]
+    )
 
 
 def _worker_source(name, seed):

@@ -7,8 +7,10 @@ batches. A change of `trainable` is always followed by a fresh `compile`.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
+import os
 import warnings
 
 import keras
@@ -274,17 +276,92 @@ def frozen_prefix_cut(model):
     return cut
 
 
-def _fit_on_prefix_features(model, cut, task, settings, seed, pool):
+class FeatureCache:
+    """Outputs of frozen prefixes, shared by the trials that need the same ones.
+
+    Trials at the same freeze depth from the same source model and seed (e.g.
+    each learning rate of a grid, or `linear_probe` and `fine_tune` with every
+    unit frozen) run the same prefix over the same inputs. The key is a digest of
+    the prefix (its layers' configs and weights) and of the inputs, so a hit is
+    always the array the trial would have computed. Arrays are kept in memory up
+    to `memory_mb`; beyond that they are written to `folder` as `.npy` files and
+    read back memory-mapped (without a folder they are not kept).
+
+    Args:
+        memory_mb: number. Memory for cached arrays, in MB.
+        folder: str or None. Where arrays beyond `memory_mb` go; `clear()`
+            deletes them.
+
+    Attributes:
+        requested: int. Arrays asked for.
+        computed: int. Arrays computed (the rest were served from the cache).
+    """
+
+    def __init__(self, memory_mb=512, folder=None):
+        self.memory_bytes = int(memory_mb * 2**20)
+        self.folder = folder
+        self.requested = 0
+        self.computed = 0
+        self._arrays = {}
+        self._files = {}
+        self._used = 0
+
+    def features(self, prefix, inputs):
+        """`predict(prefix, inputs)`, computed once per prefix and inputs."""
+        self.requested += 1
+        key = _digest(prefix, inputs)
+        if key in self._arrays:
+            return self._arrays[key]
+        if key in self._files:
+            return np.load(self._files[key], mmap_mode="r")
+        values = predict(prefix, inputs)
+        self.computed += 1
+        if self._used + values.nbytes <= self.memory_bytes:
+            self._arrays[key] = values
+            self._used += values.nbytes
+        elif self.folder:
+            os.makedirs(self.folder, exist_ok=True)
+            path = os.path.join(self.folder, f"{key}.npy")
+            temporary = os.path.join(self.folder, f"{key}.tmp.npy")
+            np.save(temporary, values)
+            os.replace(temporary, path)
+            self._files[key] = path
+        return values
+
+    def clear(self):
+        """Drops the arrays in memory and deletes the spilled files."""
+        self._arrays.clear()
+        self._used = 0
+        for path in self._files.values():
+            os.remove(path)
+        self._files.clear()
+
+
+def _digest(prefix, inputs):
+    digest = hashlib.sha256()
+    configs = [(type(layer).__name__, layer.get_config()) for layer in prefix.layers]
+    digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
+    for weight in prefix.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    inputs = np.ascontiguousarray(inputs)
+    digest.update(f"{inputs.shape}{inputs.dtype}".encode())
+    digest.update(inputs.tobytes())
+    return digest.hexdigest()
+
+
+def _fit_on_prefix_features(model, cut, task, settings, seed, pool, feature_cache):
     """Trains the layers after `cut` on the frozen prefix's outputs; returns epochs.
 
     The prefix runs once over the train (and val) inputs instead of once per
-    epoch. The suffix is a separate model built from the same layer configs; its
-    trained weights are copied back into `model`, so `model` ends exactly where
-    the uncached trial would (same data order, same arithmetic after the cut).
+    epoch (once per run with a `FeatureCache`). The suffix is a separate model
+    built from the same layer configs; its trained weights are copied back into
+    `model`, so `model` ends exactly where the uncached trial would (same data
+    order, same arithmetic after the cut).
     """
     layers = model.layers
     prefix = keras.Model(layers[0].output, layers[cut].output)
-    features = {split: predict(prefix, task.split(split)[0]) for split in ("train", "val")}
+    compute = feature_cache.features if feature_cache else predict
+    features = {split: compute(prefix, task.split(split)[0]) for split in ("train", "val")}
     inputs = keras.Input(shape=features["train"].shape[1:], name="prefix_features")
     outputs = inputs
     rest = [layer.__class__.from_config(layer.get_config()) for layer in layers[cut + 1:]]
@@ -309,7 +386,8 @@ def _fit_on_prefix_features(model, cut, task, settings, seed, pool):
 
 
 def train_target(
-    model, task, recipe, transferred, depth, settings, seed, options=None, pool=None
+    model, task, recipe, transferred, depth, settings, seed, options=None, pool=None,
+    feature_cache=None,
 ):
     """Trains a target model by a recipe.
 
@@ -330,6 +408,7 @@ def train_target(
             (`scratch`, `fine_tune`, `linear_probe`); `lp_ft` changes its freeze
             pattern mid-way and `l2sp` bakes its reference weights into the
             compiled loss, so they always compile their own.
+        feature_cache: FeatureCache or None. Share prefix outputs across trials.
 
     Returns:
         `(trained_model, epochs_run)`: with a pool the trained model is the pooled
@@ -362,7 +441,9 @@ def train_target(
         )
     cut = frozen_prefix_cut(model) if options.get("cache_features", True) else None
     if cut is not None and recipe != "l2sp":
-        return model, _fit_on_prefix_features(model, cut, task, settings, seed, pool)
+        return model, _fit_on_prefix_features(
+            model, cut, task, settings, seed, pool, feature_cache
+        )
     if pool is not None and recipe != "l2sp":
         model = pool.compiled(model, task.kind, settings.optimizer, settings.learning_rate)
     else:

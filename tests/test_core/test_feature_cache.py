@@ -1,5 +1,7 @@
 """The frozen-prefix feature cache: when it applies, and that it changes no number."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -92,3 +94,55 @@ def test_the_cache_is_used_for_frozen_prefixes(monkeypatch):
     training.train_target(_small_cnn(), task, "fine_tune", transferred, 0, settings, seed=0)
     assert len(calls) == 1
     assert np.isfinite(training.evaluate(model, task, "test")["loss"])
+
+
+@pytest.fixture(scope="module")
+def shared_cache_runs(tmp_path_factory):
+    """The same trials without a shared cache, with one in memory, and with one
+    that spills every array to files (memory_mb=0)."""
+    experiment = load_experiment({
+        "source": {"task": "digits:0-4", "epochs": 2},
+        "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 3,
+                   "batch_size": 10},
+        "arms": ["scratch", "fine_tune", "linear_probe"], "freeze_depths": [1, 3],
+        "learning_rates": [0.01, 0.003], "seeds": 1, "scores": [],
+    })
+    the_plan = plan(experiment)
+    folder = tmp_path_factory.mktemp("spilled")
+    caches = {"none": None, "memory": training.FeatureCache(512),
+              "spilled": training.FeatureCache(0, str(folder))}
+    runs, files = {}, None
+    for name, cache in caches.items():
+        sources, pool = SourceModels(the_plan), ModelPool()
+        runs[name] = [run_trial(the_plan, spec, sources, pool, cache)
+                      for spec in the_plan.trials]
+        if name == "spilled":
+            files = sorted(os.listdir(folder))
+            cache.clear()
+    return runs, caches, files, folder
+
+
+def test_a_shared_cache_gives_the_same_trials_in_memory_and_spilled(shared_cache_runs):
+    runs, _, _, _ = shared_cache_runs
+    for name in ("memory", "spilled"):
+        for plain, cached in zip(runs["none"], runs[name]):
+            assert cached["test"] == plain["test"], name
+            assert cached["validation_by_learning_rate"] == plain["validation_by_learning_rate"]
+
+
+def test_a_shared_cache_computes_each_prefix_once(shared_cache_runs):
+    _, caches, files, folder = shared_cache_runs
+    # fine_tune@1 (2 rates), fine_tune@3 and linear_probe (both freeze all 3 units,
+    # 2 rates each): 6 prefix runs over train and val, 2 distinct prefixes.
+    for name in ("memory", "spilled"):
+        assert caches[name].requested == 12, name
+        assert caches[name].computed == 4, name
+    assert len(files) == 4 and all(name.endswith(".npy") for name in files)
+    assert os.listdir(folder) == []  # clear() deleted the spilled arrays.
+
+
+def test_feature_cache_mb_must_be_a_non_negative_number():
+    from keras_tl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="feature_cache_mb: expected a number of MB >= 0"):
+        load_experiment({"feature_cache_mb": -1})
