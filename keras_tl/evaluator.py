@@ -341,6 +341,16 @@ class SourceModels:
         model.set_weights(trainer.get_weights())
         return model
 
+    def retention_probe(self, name):
+        """A source-shaped network, built once, to load trained trunks into."""
+        source = self._source(name)
+        key = ("probe", source.name)
+        if key not in self._trained:
+            self._trained[key] = source.network.build(
+                source.task.input_shape, source.task.num_outputs, seed=0
+            )
+        return self._trained[key]
+
     def random_init_metrics(self, seed, name=None):
         """Source-task test metrics of the untrained source network (for FWT)."""
         source = self._source(name)
@@ -358,10 +368,10 @@ class SourceModels:
         )
 
 
-def _retention(source, source_model, target_model, transferred):
+def _retention(sources, source, source_model, target_model, transferred):
     """Source-task metrics of the target's trunk with the source head re-attached."""
     task = source.task
-    probe = source.network.build(task.input_shape, task.num_outputs, seed=0)
+    probe = sources.retention_probe(source.name)
     probe.set_weights(source_model.get_weights())
     report = transfer_weights(target_model, probe, layers=transferred)
     if report.skipped:
@@ -538,7 +548,7 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         _, before = sources.trained(spec.seed, source.name)
         record["source_metrics"] = {
             "before": before,
-            "after": _retention(source, source_model, model, transferred),
+            "after": _retention(sources, source, source_model, model, transferred),
         }
         record["stream"] = stream
         record["cka"] = _layer_cka(source_model, model, transferred, target_task)
