@@ -18,9 +18,10 @@ import keras
 
 from keras_tl import metrics as task_metrics
 from keras_tl.applications import transfer_units
+from keras_tl import distribution
 from keras_tl.config import ARM_RECIPES, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
-from keras_tl.executors import ProcessExecutor, SerialExecutor
+from keras_tl.executors import ProcessExecutor, RayExecutor, SerialExecutor, resolve_executor
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network, load_model_file
 from keras_tl.results import build_results, provenance
@@ -149,6 +150,7 @@ def plan(experiment):
     be copied.
     """
     config = experiment.config
+    distribution.check(config["distribution"], keras.config.backend())
     target_task = load_task(config["target"]["task"])
     network = _network(config["model"])
 
@@ -591,9 +593,22 @@ def _bound_store(path, experiment):
     return store
 
 
+def _start_executor(name, the_plan, cache_folder, workers, address, gpus_per_trial):
+    backend = keras.config.backend()
+    if name == "serial":
+        return SerialExecutor(the_plan, cache_folder)
+    if name == "process":
+        return ProcessExecutor(the_plan, cache_folder, workers, backend)
+    return RayExecutor(the_plan, cache_folder, workers, backend, address, gpus_per_trial)
+
+
 def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
-             on_trial=None, command=None, workers=1, verbose=False):
+             on_trial=None, command=None, workers=None, verbose=False, executor=None,
+             address=None, gpus_per_trial=0):
     """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
+
+    Whatever the executor, this process alone writes the trial store, so resuming
+    and failure isolation work the same way with each of them.
 
     Args:
         experiment: an `Experiment`, a YAML path, a dict, or None for the default.
@@ -605,8 +620,18 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         on_trial: callable or None. Called as `on_trial(done, total, record)` after
             each trial.
         command: str or None. The command line, recorded in the provenance.
-        workers: int. Run trials in this many worker processes (1: in this one).
+        workers: int or None. Worker processes (`"process"`) or Ray actors
+            (`"ray"`); None: one per CPU (on Ray, one per `gpus_per_trial` GPUs
+            when that is set). More than one picks `"process"` when `executor`
+            is None.
         verbose: bool. Show Keras' per-epoch progress bars (in this process).
+        executor: str or None. `"serial"` (in this process), `"process"`
+            (spawned worker processes) or `"ray"` (actors on a Ray cluster, see
+            `keras_tl.executors.RayExecutor`); None: `"serial"` for one worker,
+            `"process"` for more.
+        address: str or None. With `"ray"`: the cluster, `"auto"` or
+            `"ray://HOST:PORT"`; None starts a local Ray (or uses `RAY_ADDRESS`).
+        gpus_per_trial: float. With `"ray"`: GPUs each actor holds.
 
     Returns:
         `Results`.
@@ -617,31 +642,38 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     >>> results.summary["best"]["verdict"]
     'inconclusive'
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
+    executor = resolve_executor(executor, workers, address, gpus_per_trial)
     experiment = load_experiment(experiment)
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
     context = plan_context(the_plan)
-    store = prepare_run_folder(out, experiment, overwrite) if out else None
-    if store:
-        _check_same_data(store, context, out)
-        store.set_meta("context", context)
     cache_folder = os.path.join(out, "cache") if out else None
     scratch_folder = None
-    if workers > 1 and cache_folder is None:  # Workers share sources through files.
+    if executor != "serial" and cache_folder is None:  # Workers share sources through files.
         cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")
-    done = store.statuses() if store else {}
-    rerun = {None, "failed"} if retry_failed else {None}
-    pending = [spec for spec in the_plan.trials if done.get(spec.key(experiment)) in rerun]
-    total = len(the_plan.trials)
-    finished = total - len(pending)
-    records = {}
-    if workers == 1:
-        executor = SerialExecutor(the_plan, cache_folder)
-    else:
-        executor = ProcessExecutor(the_plan, cache_folder, workers, keras.config.backend())
+    # Started before the run folder is touched: a Ray cluster that cannot be
+    # reached leaves `out` as it was.
     try:
+        executor = _start_executor(
+            executor, the_plan, cache_folder, workers, address, gpus_per_trial
+        )
+    except BaseException:
+        if scratch_folder:
+            shutil.rmtree(scratch_folder, ignore_errors=True)
+        raise
+    records = {}
+    try:
+        store = prepare_run_folder(out, experiment, overwrite) if out else None
+        if store:
+            _check_same_data(store, context, out)
+            store.set_meta("context", context)
+        done = store.statuses() if store else {}
+        rerun = {None, "failed"} if retry_failed else {None}
+        pending = [
+            spec for spec in the_plan.trials if done.get(spec.key(experiment)) in rerun
+        ]
+        total = len(the_plan.trials)
+        finished = total - len(pending)
         for record, details in executor.run(pending):
             if store:
                 store.put(record)
