@@ -7,10 +7,11 @@ devices. Released Keras supports this on the JAX backend only (its TensorFlow
 path is marked not for use and torch support is unreleased), so other backends
 are refused before anything is trained.
 
-A batch is split only if every batch of that `fit` divides evenly across the
-devices (Keras lays out all batches of a `fit` like its first one, and JAX
-cannot split an uneven batch); otherwise that `fit` runs with its batches
-replicated on every device: the same numbers, without the speed-up.
+Training batches are split only inside `fitting`, and only if every batch of
+that `fit` divides evenly across the devices (Keras lays out all batches of a
+`fit` like its first one, and JAX cannot split an uneven batch); otherwise, and
+for every `predict` or `evaluate` (inference over splits of any size), batches
+are replicated on every device: the same numbers, without the speed-up.
 """
 
 import contextlib
@@ -44,9 +45,9 @@ def check(distribution, backend):
 
 
 class _DataParallel(keras.distribution.DataParallel):
-    """`DataParallel` that replicates the batches of a `fit` it cannot split."""
+    """`DataParallel` that splits batches only when `fitting` says they divide."""
 
-    split_batches = True
+    split_batches = False
 
     def get_data_layout(self, data_shape):
         if self.split_batches:
@@ -76,7 +77,7 @@ def scope(distribution):
 
 @contextlib.contextmanager
 def fitting(*datasets):
-    """The context of one `fit`: splits its batches only if each one divides.
+    """The context of one `fit`: splits its batches if each one divides evenly.
 
     Outside a `data_parallel` scope this does nothing.
 
