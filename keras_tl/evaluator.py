@@ -647,7 +647,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
     context = plan_context(the_plan)
-    cache_folder = os.path.join(out, "cache") if out else None
+    # Absolute: Ray workers may run in another folder.
+    cache_folder = os.path.abspath(os.path.join(out, "cache")) if out else None
     scratch_folder = None
     if executor != "serial" and cache_folder is None:  # Workers share sources through files.
         cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")

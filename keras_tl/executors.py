@@ -217,10 +217,14 @@ class _RayWorker:
     actor dying at creation, which Ray would retry forever.
     """
 
-    def __init__(self, backend, experiment_config, cache_folder):
+    def __init__(self, backend, experiment_config, cache_folder, working_folder):
         from keras_tl.backend import require
 
         self.start_error = None
+        # Relative paths in the experiment (e.g. task files) then mean what they
+        # mean to the driver, wherever its folder is shared.
+        if os.path.isdir(working_folder):
+            os.chdir(working_folder)
         try:
             require(backend)
             _start_worker(backend, experiment_config, cache_folder, threads=1)
@@ -273,18 +277,15 @@ def _num_actors(workers, resources, gpus_per_trial):
 
     More actors than the cluster holds would wait for resources forever.
     """
-    if gpus_per_trial:
-        held, unit = resources.get("GPU", 0), f"{gpus_per_trial:g} GPUs"
-        room = int(held // gpus_per_trial)
-    else:
-        held, unit = resources.get("CPU", 0), "1 CPU"
-        room = int(held)
+    resource, each = ("GPU", gpus_per_trial) if gpus_per_trial else ("CPU", 1)
+    held = resources.get(resource, 0)
+    room = int(held // each)
     if room < 1 or (workers or 0) > room:
         raise ConfigError(
             f"workers: the Ray cluster has room for {room} workers ({held:g} "
-            f"{'GPUs' if gpus_per_trial else 'CPUs'}, {unit} each), received "
-            f"workers={workers}, gpus_per_trial={gpus_per_trial:g}. Use fewer "
-            f"workers, a smaller gpus_per_trial, or a larger cluster."
+            f"{resource}s, {each:g} per worker), received workers={workers}, "
+            f"gpus_per_trial={gpus_per_trial:g}. Use fewer workers, a smaller "
+            f"gpus_per_trial, or a larger cluster."
         )
     return workers or room
 
@@ -304,8 +305,11 @@ class RayExecutor:
     If Ray is not initialised yet, this connects to `address` (None: start a
     local Ray instance, or join the cluster named by `RAY_ADDRESS`) and ships the
     `keras_tl` package to the workers through the job's `runtime_env`; the
-    workers still need keras and the backend installed. An already initialised
-    Ray (e.g. `ray.init(...)` in a notebook) is used as it is, and left running.
+    workers still need keras and the backend installed, and import
+    `module:function` builders from their own Python path. An already
+    initialised Ray (e.g. `ray.init(...)` in a notebook) is used as it is, and
+    left running. Each actor works in the driver's working folder when its node
+    has it, so relative paths in the experiment resolve as for the driver.
 
     Args:
         plan: Plan.
@@ -352,7 +356,7 @@ class RayExecutor:
             max_task_retries=RAY_TRIAL_RETRIES, runtime_env={"env_vars": env},
         )
         self._actors = [
-            actor.remote(backend, plan.experiment.to_dict(), cache_folder)
+            actor.remote(backend, plan.experiment.to_dict(), cache_folder, os.getcwd())
             for _ in range(workers)
         ]
 
