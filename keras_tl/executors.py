@@ -43,6 +43,14 @@ def resolve_executor(executor=None, workers=None, address=None, gpus_per_trial=0
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
+    if (
+        isinstance(gpus_per_trial, bool)
+        or not isinstance(gpus_per_trial, (int, float))
+        or gpus_per_trial < 0
+    ):
+        raise ConfigError(
+            f"gpus_per_trial: expected a number >= 0, received {gpus_per_trial!r}"
+        )
     if executor is None:
         executor = "serial" if workers in (None, 1) else "process"
     if executor not in EXECUTORS:
@@ -59,11 +67,6 @@ def resolve_executor(executor=None, workers=None, address=None, gpus_per_trial=0
             f"address and gpus_per_trial apply to the ray executor only, received "
             f"executor={executor!r}, address={address!r}, "
             f"gpus_per_trial={gpus_per_trial!r}. Use executor 'ray' or drop them."
-        )
-    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, (int, float)) \
-            or gpus_per_trial < 0:
-        raise ConfigError(
-            f"gpus_per_trial: expected a number >= 0, received {gpus_per_trial!r}"
         )
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise ConfigError(
@@ -206,15 +209,16 @@ class ProcessExecutor:
 
 
 class WorkerStartError(RuntimeError):
-    """A Ray worker could not set up its backend or the experiment."""
+    """A Ray worker could not import its backend or plan the experiment."""
 
 
 class _RayWorker:
     """One Ray actor: a worker that keeps its plan, sources and compiled models.
 
-    Setup errors (e.g. the backend is not installed on its node) are kept and
-    raised by every call, so each trial fails with the reason instead of the
-    actor dying at creation, which Ray would retry forever.
+    Start-up errors (e.g. the backend is not installed on its node, or a task
+    file is missing there) are kept and raised by every call, so each trial
+    fails with the reason, rather than the actor dying at creation with the
+    reason buried in Ray's error.
     """
 
     def __init__(self, backend, experiment_config, cache_folder, working_folder):
@@ -231,8 +235,7 @@ class _RayWorker:
         except Exception as error:  # Reported with every trial (see the class docstring).
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             self.start_error = (
-                f"the Ray worker on {socket.gethostname()} could not start the "
-                f"{backend} backend: {reason}"
+                f"the Ray worker on {socket.gethostname()} could not start: {reason}"
             )
 
     def source(self, name, seed):

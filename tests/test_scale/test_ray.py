@@ -168,6 +168,4 @@ def test_worker_that_cannot_start_its_backend_fails_its_trials(ray_cluster, tiny
     assert len(records) == len(the_plan.trials)
     for record in records:
         assert record["status"] == "failed"
-        assert "could not start the theano backend: BackendError: Unknown backend" in (
-            record["error"]
-        )
+        assert "could not start: BackendError: Unknown backend 'theano'" in record["error"]
