@@ -106,10 +106,11 @@ def run_executor(executor, args):
 
 
 def report(args, results):
+    ray = f"--address {args.address}" if args.address else f"local, {args.ray_cpus} CPUs"
     print(f"bench_scale: backend={args.backend} trials={args.seeds * 5} "
           f"sources={args.seeds} epochs={args.epochs} train_size={args.train_size} "
           f"threads={args.threads or 'default'} cores={os.cpu_count()} "
-          f"ray={'--address ' + args.address if args.address else f'local, {args.ray_cpus} CPUs'}")
+          f"ray={ray}")
     print()
     serial = results.get("serial")
     print(f"{'executor':<10} {'sweep s':>8} {'process s':>10} {'speed-up':>9} "

@@ -16,12 +16,17 @@ import time
 
 import keras
 
+from keras_tl import distribution
 from keras_tl import metrics as task_metrics
 from keras_tl.applications import transfer_units
-from keras_tl import distribution
 from keras_tl.config import ARM_RECIPES, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
-from keras_tl.executors import ProcessExecutor, RayExecutor, SerialExecutor, resolve_executor
+from keras_tl.executors import (
+    ProcessExecutor,
+    RayExecutor,
+    SerialExecutor,
+    resolve_executor,
+)
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network, load_model_file
 from keras_tl.results import build_results, provenance

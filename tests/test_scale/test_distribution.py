@@ -85,7 +85,9 @@ def test_data_parallel_trials_agree_with_one_device(tiny_sweep, tmp_path):
         env=env, capture_output=True, text=True, timeout=HANG_LIMIT, cwd=tmp_path,
     )
 
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    lines = [
+        line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)
+    ]
     assert completed.returncode == 0 and lines, completed.stderr[-4000:]
     result = json.loads(lines[-1][len(RESULT_PREFIX):])
     assert result["devices"] == 2

@@ -50,10 +50,8 @@ def _by_key(trials):
 def _by_identity(trials):
     """Trials by what they run (arm, source, depth, size, seed), whatever the model's
     builder is called."""
-    return {
-        (t["arm"], t["source"], t["freeze_depth"], t["requested_train_size"], t["seed"]): t
-        for t in trials
-    }
+    fields = ("arm", "source", "freeze_depth", "requested_train_size", "seed")
+    return {tuple(trial[field] for field in fields): trial for trial in trials}
 
 
 def _assert_same_trials(trials, reference):
@@ -168,4 +166,6 @@ def test_worker_that_cannot_start_its_backend_fails_its_trials(ray_cluster, tiny
     assert len(records) == len(the_plan.trials)
     for record in records:
         assert record["status"] == "failed"
-        assert "could not start: BackendError: Unknown backend 'theano'" in record["error"]
+        assert "could not start: BackendError: Unknown backend 'theano'" in (
+            record["error"]
+        )
