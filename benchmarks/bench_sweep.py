@@ -315,22 +315,26 @@ def run_side(side, args):
         "--workers", str(args.workers), "--batch-size", str(args.batch_size),
         "--learning-rate", repr(args.learning_rate),
     ]
+    return run_subprocess(command, args, RESULT_PREFIX, f"the {side} side")
+
+
+def run_subprocess(command, args, prefix, name):
+    """Runs one child process with `KERAS_BACKEND` (and `--threads`) set; returns
+    the JSON it printed after `prefix`, plus `process_seconds`, its wall time."""
     env = {**os.environ, "KERAS_BACKEND": args.backend}
     if args.threads:
         env.update(thread_environment(args.threads))
     started = time.perf_counter()
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    lines = [
-        line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)
-    ]
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(prefix)]
     if completed.returncode != 0 or not lines:
         sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-8000:])
-        raise SystemExit(f"the {side} side failed (exit status {completed.returncode})")
-    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+        raise SystemExit(f"{name} failed (exit status {completed.returncode})")
+    result = json.loads(lines[-1][len(prefix):])
     result["process_seconds"] = wall
     if result["backend"] != args.backend:
-        raise SystemExit(f"the {side} side ran on {result['backend']}, not {args.backend}")
+        raise SystemExit(f"{name} ran on {result['backend']}, not {args.backend}")
     return result
 
 

@@ -136,15 +136,24 @@ def tasks():
 @click.option("--seeds", type=int, default=None, help="Number of seeds (overrides the config).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials again when resuming.")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Run trials in this many worker processes.")
+@click.option("--executor", type=click.Choice(["serial", "process", "ray"]), default=None,
+              help="Where trials run: in this process, in worker processes, or on a Ray "
+                   "cluster (default: serial, or process with --workers > 1).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes, or Ray actors with --executor ray (default: 1 for "
+                   "serial, else one per CPU, or per --gpus-per-trial GPUs on Ray).")
+@click.option("--address", default=None,
+              help="With --executor ray: the cluster, auto or ray://HOST:PORT (default: "
+                   "$RAY_ADDRESS, else a local Ray).")
+@click.option("--gpus-per-trial", type=float, default=0,
+              help="With --executor ray: GPUs each Ray actor holds (fractions share one).")
 @click.option("--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--verbose", is_flag=True, help="Also show Keras' per-epoch progress bars.")
 @click.option("--unsafe-load", is_flag=True,
               help="Allow .keras files that hold code (Lambda layers). Only for files you trust.")
 @user_errors
-def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quiet, verbose,
-             unsafe_load):
+def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, workers, address,
+             gpus_per_trial, quiet, verbose, unsafe_load):
     """Run an experiment (default: digits -> digits:parity) and summarise it."""
     _select_backend(backend)
     _allow_unsafe_load(unsafe_load)
@@ -172,7 +181,8 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, workers, quie
         try:
             results = run(experiment, out=out, overwrite=overwrite,
                           retry_failed=retry_failed, command=command, workers=workers,
-                          verbose=verbose, **hooks)
+                          verbose=verbose, executor=executor, address=address,
+                          gpus_per_trial=gpus_per_trial, **hooks)
         finally:
             if progress:
                 progress.close()

@@ -9,8 +9,8 @@ trial is one plain line and nothing is redrawn.
 import shutil
 import time
 
-# Redraws of the status line at most this often (seconds): a small model's epoch
-# can take a few milliseconds.
+# Redraws of the status line at most this often (seconds), except at a fit's first
+# and last epoch: a small model's epoch can take a few milliseconds.
 REDRAW_INTERVAL = 0.1
 
 
@@ -100,7 +100,8 @@ class LiveProgress(LineProgress):
 
     def epoch(self, epoch, epochs):
         self.current_epoch = (epoch, epochs)
-        if time.monotonic() - self.drawn_at >= REDRAW_INTERVAL:
+        first_or_last = epoch in (1, epochs)
+        if first_or_last or time.monotonic() - self.drawn_at >= REDRAW_INTERVAL:
             self._draw()
 
     def trial_finished(self, done, total, record):

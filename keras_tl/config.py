@@ -31,6 +31,8 @@ METRICS = ("accuracy", "auc", "loss", "mae", "mse")
 # Transferability scores (keras_tl.scores.transferability.SCORES), listed here so
 # validating a config needs no NumPy-heavy import.
 SCORES = ("logme", "leep", "nce", "h_score", "regularized_h_score", "gbc", "transrate")
+# Values of the `distribution` key (see keras_tl.distribution).
+DISTRIBUTIONS = ("data_parallel",)
 
 DEFAULT_EXPERIMENT = {
     "name": "parity",
@@ -271,7 +273,7 @@ def resolve(raw):
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
-        "fused", "cache_features", "feature_cache_mb",
+        "fused", "cache_features", "feature_cache_mb", "distribution",
     )
     _check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -377,6 +379,10 @@ def resolve(raw):
     if not is_number or feature_cache_mb < 0:
         _fail("feature_cache_mb", "a number of MB >= 0", feature_cache_mb)
     config["feature_cache_mb"] = feature_cache_mb
+    distribution = raw.get("distribution")
+    if distribution is not None:
+        _choice(distribution, DISTRIBUTIONS, "distribution")
+    config["distribution"] = distribution
 
     fused = _mapping(raw.get("fused"), "fused")
     _check_keys(fused, ("tasks", "loss_weights"), "fused")

@@ -6,6 +6,7 @@ one transaction per finished trial, and rebuilds the results from the store.
 """
 
 import dataclasses
+import glob
 import hashlib
 import json
 import math
@@ -16,11 +17,17 @@ import time
 
 import keras
 
+from keras_tl import distribution
 from keras_tl import metrics as task_metrics
 from keras_tl.applications import transfer_units
 from keras_tl.config import ARM_RECIPES, load_experiment
 from keras_tl.errors import ConfigError, KerasTLError, StoreError
-from keras_tl.executors import ProcessExecutor, SerialExecutor
+from keras_tl.executors import (
+    ProcessExecutor,
+    RayExecutor,
+    SerialExecutor,
+    resolve_executor,
+)
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network, load_model_file
 from keras_tl.results import build_results, provenance
@@ -150,6 +157,7 @@ def plan(experiment):
     be copied.
     """
     config = experiment.config
+    distribution.check(config["distribution"], keras.config.backend())
     target_task = load_task(config["target"]["task"])
     network = _network(config["model"])
 
@@ -639,10 +647,22 @@ def _announced(specs, on_trial_start, done, total):
         yield spec
 
 
+def _start_executor(name, the_plan, cache_folder, workers, address, gpus_per_trial):
+    backend = keras.config.backend()
+    if name == "serial":
+        return SerialExecutor(the_plan, cache_folder)
+    if name == "process":
+        return ProcessExecutor(the_plan, cache_folder, workers, backend)
+    return RayExecutor(the_plan, cache_folder, workers, backend, address, gpus_per_trial)
+
+
 def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
-             on_trial=None, command=None, workers=1, verbose=False,
-             on_trial_start=None, on_epoch=None):
+             on_trial=None, command=None, workers=None, verbose=False, executor=None,
+             address=None, gpus_per_trial=0, on_trial_start=None, on_epoch=None):
     """Runs an experiment's trials (those not yet finished in `out`) and returns Results.
+
+    Whatever the executor, this process alone writes the trial store, so resuming
+    and failure isolation work the same way with each of them.
 
     Args:
         experiment: an `Experiment`, a YAML path, a dict, or None for the default.
@@ -655,12 +675,22 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             each trial.
         on_trial_start: callable or None. Called as `on_trial_start(done, total,
             spec)` (`spec` a `TrialSpec`) just before each trial starts; only
-            with `workers=1`.
+            with the serial executor.
         on_epoch: callable or None. Called as `on_epoch(epoch, epochs)` after each
-            training epoch (source or target); only with `workers=1`.
+            training epoch (source or target); only with the serial executor.
         command: str or None. The command line, recorded in the provenance.
-        workers: int. Run trials in this many worker processes (1: in this one).
+        workers: int or None. Worker processes (`"process"`) or Ray actors
+            (`"ray"`); None: one per CPU (on Ray, one per `gpus_per_trial` GPUs
+            when that is set). More than one picks `"process"` when `executor`
+            is None.
         verbose: bool. Show Keras' per-epoch progress bars (in this process).
+        executor: str or None. `"serial"` (in this process), `"process"`
+            (spawned worker processes) or `"ray"` (actors on a Ray cluster, see
+            `keras_tl.executors.RayExecutor`); None: `"serial"` for one worker,
+            `"process"` for more.
+        address: str or None. With `"ray"`: the cluster, `"auto"` or
+            `"ray://HOST:PORT"`; None starts a local Ray (or uses `RAY_ADDRESS`).
+        gpus_per_trial: float. With `"ray"`: GPUs each actor holds.
 
     Returns:
         `Results`.
@@ -671,35 +701,44 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     >>> results.summary["best"]["verdict"]
     'inconclusive'
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
+    executor = resolve_executor(executor, workers, address, gpus_per_trial)
     experiment = load_experiment(experiment)
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
-    if on_epoch and workers == 1:
+    if on_epoch and executor == "serial":
         the_plan.callbacks = (_EpochReporter(on_epoch),)
     context = plan_context(the_plan)
-    store = prepare_run_folder(out, experiment, overwrite) if out else None
-    if store:
-        _check_same_data(store, context, out)
-        store.set_meta("context", context)
-    cache_folder = os.path.join(out, "cache") if out else None
+    # Absolute: Ray workers may run in another folder.
+    cache_folder = os.path.abspath(os.path.join(out, "cache")) if out else None
     scratch_folder = None
-    if workers > 1 and cache_folder is None:  # Workers share sources through files.
+    if executor != "serial" and cache_folder is None:  # Workers share sources through files.
         cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")
-    done = store.statuses() if store else {}
-    rerun = {None, "failed"} if retry_failed else {None}
-    pending = [spec for spec in the_plan.trials if done.get(spec.key(experiment)) in rerun]
-    total = len(the_plan.trials)
-    finished = total - len(pending)
-    records = {}
-    if workers == 1:
-        executor = SerialExecutor(the_plan, cache_folder)
-        if on_trial_start:  # The serial executor takes each spec as it starts it.
-            pending = _announced(pending, on_trial_start, finished, total)
-    else:
-        executor = ProcessExecutor(the_plan, cache_folder, workers, keras.config.backend())
+    # Started before the run folder is touched: a Ray cluster that cannot be
+    # reached leaves `out` as it was.
     try:
+        executor = _start_executor(
+            executor, the_plan, cache_folder, workers, address, gpus_per_trial
+        )
+    except BaseException:
+        if scratch_folder:
+            shutil.rmtree(scratch_folder, ignore_errors=True)
+        raise
+    records = {}
+    try:
+        store = prepare_run_folder(out, experiment, overwrite) if out else None
+        if store:
+            _check_same_data(store, context, out)
+            store.set_meta("context", context)
+        done = store.statuses() if store else {}
+        rerun = {None, "failed"} if retry_failed else {None}
+        pending = [
+            spec for spec in the_plan.trials if done.get(spec.key(experiment)) in rerun
+        ]
+        total = len(the_plan.trials)
+        finished = total - len(pending)
+        if on_trial_start and isinstance(executor, SerialExecutor):
+            # The serial executor takes each spec just as it starts it.
+            pending = _announced(pending, on_trial_start, finished, total)
         for record, details in executor.run(pending):
             if store:
                 store.put(record)
@@ -714,6 +753,9 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     finally:
         executor.close()
         keras.backend.clear_session()
+        if cache_folder:  # Prefix features that workers' caches spilled to files.
+            for folder in glob.glob(os.path.join(cache_folder, "features-*")):
+                shutil.rmtree(folder, ignore_errors=True)
         if scratch_folder:
             shutil.rmtree(scratch_folder, ignore_errors=True)
     try:

@@ -37,6 +37,7 @@ import re
 import keras
 import numpy as np
 
+from keras_tl.distribution import fitting
 from keras_tl.errors import ConfigError
 from keras_tl.metrics import compute_metrics
 from keras_tl.models import HEAD
@@ -407,17 +408,22 @@ def fit_fused(model, tasks, head_names, settings, seed, loss_weights=None):
             )
         )
         validation_data = _validation_data(tasks, keys, dataset.loss_weights)
+    step_rows = {sum(map(len, dataset.rows(step).values())) for step in range(len(dataset))}
+    datasets = [(rows, rows) for rows in step_rows]  # Each step is one batch.
+    if validation_data is not None:
+        datasets.append((len(validation_data[0]), settings.batch_size))
     keras.utils.set_random_seed(seed)
-    history = model.fit(
-        dataset,
-        epochs=settings.epochs,
-        steps_per_epoch=dataset.steps_per_epoch,
-        shuffle=False,
-        validation_data=validation_data,
-        validation_batch_size=settings.batch_size,
-        callbacks=callbacks,
-        verbose=settings.verbose,
-    )
+    with fitting(*datasets):
+        history = model.fit(
+            dataset,
+            epochs=settings.epochs,
+            steps_per_epoch=dataset.steps_per_epoch,
+            shuffle=False,
+            validation_data=validation_data,
+            validation_batch_size=settings.batch_size,
+            callbacks=callbacks,
+            verbose=settings.verbose,
+        )
     losses = history.history.get("loss", [])
     for epoch, loss in enumerate(losses, start=1):
         if not math.isfinite(loss):

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from keras_tl.applications import transfer_units
+from keras_tl.distribution import fitting
 from keras_tl.errors import ConfigError
 from keras_tl.metrics import compute_metrics
 from keras_tl.models import HEAD
@@ -124,6 +125,7 @@ def fit(model, task, settings, seed, learning_rate=None):
     """
     callbacks = [keras.callbacks.TerminateOnNaN(), *settings.callbacks]
     validation_data = None
+    datasets = [(len(task.y_train), settings.batch_size)]
     if settings.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -131,22 +133,25 @@ def fit(model, task, settings, seed, learning_rate=None):
             )
         )
         validation_data = (task.x_val, _labels_for_fit(task.kind, task.y_val))
+        datasets.append((len(task.y_val), settings.batch_size))
     labels = _labels_for_fit(task.kind, task.y_train)
     # A model's first fit draws from NumPy's random state while Keras builds its
     # metrics from a peeked batch. A zero-epoch fit makes that draw here, so the
     # seeded fit below sees the same data order on a fresh and on a reused model.
-    model.fit(task.x_train[:1], labels[:1], epochs=0, verbose=0)
+    with fitting((1, 1)):
+        model.fit(task.x_train[:1], labels[:1], epochs=0, verbose=0)
     keras.utils.set_random_seed(seed)
-    history = model.fit(
-        task.x_train,
-        labels,
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        shuffle=True,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        verbose=settings.verbose,
-    )
+    with fitting(*datasets):
+        history = model.fit(
+            task.x_train,
+            labels,
+            batch_size=settings.batch_size,
+            epochs=settings.epochs,
+            shuffle=True,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=settings.verbose,
+        )
     losses = history.history.get("loss", [])
     for epoch, loss in enumerate(losses, start=1):
         if not math.isfinite(loss):

@@ -7,6 +7,7 @@ planning (fast), before the first model is fitted.
 
 import os
 import random
+import types
 
 import keras
 import numpy as np
@@ -155,6 +156,22 @@ def zero_seeds():
     return evaluate_config(experiment(), "--seeds", "0")
 
 
+def executor_ray_without_ray():
+    return evaluate_config(experiment(), "--executor", "ray")
+
+
+def address_without_ray_executor():
+    return evaluate_config(experiment(), "--address", "auto")
+
+
+def serial_executor_with_workers():
+    return evaluate_config(experiment(), "--executor", "serial", "--workers", "2")
+
+
+def unknown_distribution():
+    return evaluate_config(experiment(distribution="model_parallel"))
+
+
 def out_folder_not_empty():
     os.mkdir("run")
     with open(os.path.join("run", "notes.txt"), "w") as file:
@@ -265,6 +282,12 @@ def report_corrupt_store():
 # Every backend looks uninstalled (keras_tl.backend reads versions from metadata).
 NOT_INSTALLED = ("keras_tl.backend.installed_version", lambda name: None)
 
+# The ray package looks uninstalled (the executors module finds it by its spec).
+RAY_NOT_INSTALLED = (
+    "keras_tl.executors.importlib",
+    types.SimpleNamespace(util=types.SimpleNamespace(find_spec=lambda name: None)),
+)
+
 CASES = {
     "unknown backend": (unknown_backend, "Unknown backend 'nope'"),
     "backend not installed": (
@@ -289,6 +312,24 @@ CASES = {
         "is not a .keras (zip) archive",
     ),
     "--seeds 0": (zero_seeds, "seeds: expected a positive integer, received 0"),
+    "--executor ray without ray": (
+        executor_ray_without_ray,
+        "needs the ray package, which is not installed. Install it with: "
+        "pip install 'keras-tl[ray]'",
+        [RAY_NOT_INSTALLED],
+    ),
+    "--address without --executor ray": (
+        address_without_ray_executor,
+        "address and gpus_per_trial apply to the ray executor only",
+    ),
+    "--executor serial with --workers 2": (
+        serial_executor_with_workers,
+        "workers: the serial executor runs trials in this process",
+    ),
+    "unknown distribution": (
+        unknown_distribution,
+        "distribution: expected one of data_parallel, received 'model_parallel'",
+    ),
     "out folder not empty": (out_folder_not_empty, "exists and is not empty"),
     "out is a file": (out_is_a_file, "is a file"),
     "config is a folder": (config_is_a_folder, "experiment.yaml"),

@@ -87,7 +87,8 @@ def test_group_help_lists_every_command():
 def test_evaluate_help_lists_its_options():
     result = invoke(["evaluate", "--help"])
 
-    for option in ("--backend", "--out", "--seeds", "--overwrite", "--retry-failed"):
+    for option in ("--backend", "--out", "--seeds", "--overwrite", "--retry-failed",
+                   "--executor", "--workers", "--address", "--gpus-per-trial"):
         assert option in result.output
 
 

@@ -40,9 +40,10 @@ def test_the_status_line_shows_done_total_running_trial_epoch_eta_and_failures()
     assert progress.status() == (
         "[3/10] | running fine_tune from digits depth=1 size=30 seed=2 | ETA -- | 0 failed"
     )
-    progress.drawn_at = 0.0  # Let the next epoch redraw at once.
-    progress.epoch(4, 20)
-    assert "running fine_tune from digits depth=1 size=30 seed=2, epoch 4/20" in (
+    progress.epoch(4, 20)  # Right after a redraw, an intermediate epoch waits...
+    assert "epoch" not in stream.getvalue()
+    progress.epoch(20, 20)  # ...the last one does not.
+    assert "running fine_tune from digits depth=1 size=30 seed=2, epoch 20/20" in (
         stream.getvalue().split(CLEAR_LINE)[-1]
     )
     progress.trial_finished(4, 10, {**RECORD, "status": "failed", "error": "non-finite loss"})
