@@ -230,6 +230,12 @@ def load_model_file(path, safe_mode=None):
         ) from None
 
 
+def is_graph_model(model):
+    """Whether `model` has a layer graph (functional or Sequential), unlike a
+    subclassed `keras.Model`, whose `call()` is opaque."""
+    return getattr(model, "inputs", None) is not None
+
+
 def trunk_layers(model):
     """Names of the layers with weights, in model order, except the head."""
     return [layer.name for layer in model.layers if layer.weights and layer.name != HEAD]
