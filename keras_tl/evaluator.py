@@ -439,12 +439,14 @@ def _scores(plan, source, source_model, transferred, depth, task):
 def _layer_cka(source_model, target_model, transferred, task):
     """Linear CKA, source vs trained target, at the end of every transferred unit,
     on (at most 500 of) the target test inputs: where fine-tuning moved features."""
+    if not (is_graph_model(source_model) and is_graph_model(target_model)):
+        return None  # A subclassed model's layers have no graph to read from.
     layers = [unit_layers[-1] for _, unit_layers in transfer_units(transferred)]
     try:
         similarity = layer_similarity(
             source_model, target_model, task.x_test[:500], layers, layers
         )
-    except KerasTLError:  # e.g. a subclassed model whose layers have no graph
+    except KerasTLError:
         return None
     return {layer: similarity["matrix"][i][i] for i, layer in enumerate(layers)}
 
