@@ -27,7 +27,7 @@ from keras_tl.results import build_results, provenance
 from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
-from keras_tl.tasks import load_task
+from keras_tl.tasks import is_registered, load_task
 from keras_tl.training import (
     FitSettings,
     TrialFailure,
@@ -692,6 +692,17 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
     experiment = load_experiment(experiment)
+    config = experiment.config
+    registered = [
+        name for name in [config["target"]["task"], *(s["task"] for s in config["sources"])]
+        if name and is_registered(name)
+    ]
+    if workers > 1 and registered:
+        raise ConfigError(
+            f"workers: task(s) {registered} were registered in this process with "
+            f"register_task, which worker processes cannot see. Use workers=1, or "
+            f"save the data as an npz: task."
+        )
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
     context = plan_context(the_plan)
