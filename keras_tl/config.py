@@ -169,8 +169,11 @@ def _model(value, path):
             f"{sorted(value)}"
         )
     if "keras_hub" in value:
-        _check_keys(value, ("keras_hub", "pooling"), path)
+        _check_keys(value, ("keras_hub", "weights", "pooling"), path)
         _string(value["keras_hub"], f"{path}.keras_hub")
+        if value.get("weights", None) not in (None, "preset"):
+            _fail(f"{path}.weights", "preset or null", value["weights"])
+        value.setdefault("weights", None)
         value.setdefault("pooling", "avg")
         _choice(value["pooling"], ("avg", "max"), f"{path}.pooling")
     elif "application" in value:
