@@ -697,7 +697,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         name for name in [config["target"]["task"], *(s["task"] for s in config["sources"])]
         if name and is_registered(name)
     ]
-    if workers > 1 and registered:
+    if registered and (workers or 1) > 1:
         raise ConfigError(
             f"workers: task(s) {registered} were registered in this process with "
             f"register_task, which worker processes cannot see. Use workers=1, or "
