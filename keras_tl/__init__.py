@@ -17,6 +17,7 @@ _PUBLIC = {
     "StoreError": "keras_tl.errors",
     "Task": "keras_tl.tasks",
     "load_task": "keras_tl.tasks",
+    "register_task": "keras_tl.tasks",
     "Network": "keras_tl.models",
     "TransferReport": "keras_tl.transfer",
     "transfer_weights": "keras_tl.transfer",

@@ -10,7 +10,8 @@ what every `preprocess_input` expects.
 Deep backbones are transferred and frozen by *block*: `transfer_units` groups
 consecutive layers whose names share a block prefix (`block3_*` in VGG/Xception/
 EfficientNet, `conv4_block*` in ResNet/DenseNet, `expanded_conv_3_*` in
-MobileNetV3, `block_5_*` in MobileNetV2, `conv_dw_4`/`conv_pw_4` in MobileNet);
+MobileNetV3, `block_5_*` in MobileNetV2, `conv_dw_4`/`conv_pw_4` in MobileNet,
+`stack1_block0_*` in KerasHub's ResNet);
 every other layer with weights is its own unit. `freeze_depths` count units.
 """
 
@@ -28,6 +29,7 @@ BLOCK_PATTERNS = (
     (re.compile(r"^(expanded_conv(?:_\d+)?)_"), r"\1"),  # MobileNetV3
     (re.compile(r"^(block_\d+)_"), r"\1"),  # MobileNetV2: block_5_expand
     (re.compile(r"^conv_(?:dw|pw)_(\d+)"), r"conv_\1"),  # MobileNet: conv_dw_4, conv_pw_4
+    (re.compile(r"^(stack\d+_block\d+)_"), r"\1"),  # KerasHub ResNet: stack1_block0_1_conv
 )
 
 

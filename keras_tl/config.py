@@ -171,11 +171,14 @@ def _model(value, path):
             f"{sorted(value)}"
         )
     if "keras_hub" in value:
-        raise ConfigError(
-            f"{path}.keras_hub: KerasHub backbones are not supported yet. Use "
-            f"'application' (keras.applications), 'builder' or a .keras 'file'."
-        )
-    if "application" in value:
+        _check_keys(value, ("keras_hub", "weights", "pooling"), path)
+        _string(value["keras_hub"], f"{path}.keras_hub")
+        if value.get("weights", None) not in (None, "preset"):
+            _fail(f"{path}.weights", "preset or null", value["weights"])
+        value.setdefault("weights", None)
+        value.setdefault("pooling", "avg")
+        _choice(value["pooling"], ("avg", "max"), f"{path}.pooling")
+    elif "application" in value:
         _check_keys(value, ("application", "weights", "image_shape", "pooling"), path)
         _string(value["application"], f"{path}.application")
         if value.get("weights", None) not in (None, "imagenet"):
@@ -197,12 +200,13 @@ def _model(value, path):
     return value
 
 
-def _stage(value, path, keys, defaults):
+def _stage(value, path, keys, defaults, needs_task=True):
     if not isinstance(value, dict):
         _fail(path, "a mapping", value)
     _check_keys(value, keys, path)
     stage = {**defaults, **value}
-    stage["task"] = _string(stage.get("task"), f"{path}.task")
+    if needs_task:
+        stage["task"] = _string(stage.get("task"), f"{path}.task")
     stage["epochs"] = _positive_int(stage["epochs"], f"{path}.epochs")
     stage["batch_size"] = _positive_int(stage["batch_size"], f"{path}.batch_size")
     stage["optimizer"] = _choice(stage["optimizer"], OPTIMIZERS, f"{path}.optimizer")
@@ -212,24 +216,57 @@ def _stage(value, path, keys, defaults):
     return stage
 
 
+# The model kinds whose weights come from outside keras-tl (pretrained: true).
+PRETRAINED_MODELS = ("file", "application", "keras_hub")
+
+
 def _source(value, path):
+    """A source: a task to train on, or (`pretrained: true`) weights from elsewhere.
+
+    A pretrained `.keras` file may name the task it was trained on (then its
+    source-side metrics are measured); a pretrained `application` or `keras_hub`
+    backbone has no head for any task of ours, so it takes no `task` and its
+    source-side metrics (retention, forgetting, FWT/BWT) are not applicable.
+    """
     keys = ("name", "task", "model", "untrained", "pretrained", "epochs", "batch_size",
             "optimizer", "learning_rate")
-    source = _stage(value, path, keys, _STAGE_DEFAULTS)
+    if not isinstance(value, dict):
+        _fail(path, "a mapping", value)
+    pretrained = value.get("pretrained", False)
+    if not isinstance(pretrained, bool):
+        _fail(f"{path}.pretrained", "true or false", pretrained)
+    taskless = pretrained and "task" not in value
+    source = _stage(value, path, keys, _STAGE_DEFAULTS, needs_task=not taskless)
     source["model"] = _model(source.get("model"), f"{path}.model")
-    for flag in ("untrained", "pretrained"):
-        if not isinstance(source.get(flag, False), bool):
-            _fail(f"{path}.{flag}", "true or false", source[flag])
-        source[flag] = source.get(flag, False)
-    if source["untrained"] and source["pretrained"]:
+    source["untrained"] = source.get("untrained", False)
+    if not isinstance(source["untrained"], bool):
+        _fail(f"{path}.untrained", "true or false", source["untrained"])
+    source["pretrained"] = pretrained
+    if source["untrained"] and pretrained:
         _fail(path, "at most one of untrained: true and pretrained: true", value)
-    if source["pretrained"] and "file" not in (source["model"] or {}):
+    kind = next((k for k in PRETRAINED_MODELS if k in (source["model"] or {})), None)
+    if pretrained and kind is None:
         raise ConfigError(
-            f"{path}.pretrained: a pretrained source uses the weights of a .keras file: "
-            f"set {path}.model: {{file: PATH.keras}}. Received model: {source['model']!r}"
+            f"{path}.pretrained: a pretrained source takes its weights from its model: "
+            f"set {path}.model to {{file: PATH.keras}}, {{application: NAME, weights: "
+            f"imagenet}} or {{keras_hub: PRESET}}. Received model: {source['model']!r}"
         )
-    suffix = " (untrained)" if source["untrained"] else ""
-    source["name"] = _string(source.get("name", source["task"] + suffix), f"{path}.name")
+    if pretrained and kind != "file" and not taskless:
+        raise ConfigError(
+            f"{path}.task: a pretrained {kind} backbone has no head for a task of "
+            f"ours, so it takes no source task. Remove {path}.task (source-side "
+            f"metrics are then reported as not applicable). Received "
+            f"task={value['task']!r}"
+        )
+    if taskless:
+        source["task"] = None
+        model = source["model"]
+        default_name = str(model[kind]) if kind != "application" else (
+            f"{model['application']} ({model['weights'] or 'random init'})"
+        )
+    else:
+        default_name = source["task"] + (" (untrained)" if source["untrained"] else "")
+    source["name"] = _string(source.get("name", default_name), f"{path}.name")
     return source
 
 
@@ -386,8 +423,14 @@ def resolve(raw):
 
     fused = _mapping(raw.get("fused"), "fused")
     _check_keys(fused, ("tasks", "loss_weights"), "fused")
-    source_tasks = [source["task"] for source in config["sources"]]
-    fused_tasks = fused.get("tasks") or [source_tasks[0], config["target"]["task"]]
+    source_tasks = [source["task"] for source in config["sources"] if source["task"]]
+    if "fused" in config["arms"] and not source_tasks:
+        raise ConfigError(
+            "arms: 'fused' trains the source task jointly with the target, but no "
+            "source has a task (a pretrained backbone without a task). Remove "
+            "'fused' or add a source with a task."
+        )
+    fused_tasks = fused.get("tasks") or [*source_tasks[:1], config["target"]["task"]]
     _non_empty_list(fused_tasks, "fused.tasks")
     allowed_tasks = [*source_tasks, config["target"]["task"]]
     for index, task in enumerate(fused_tasks):

@@ -29,12 +29,12 @@ from keras_tl.executors import (
     resolve_executor,
 )
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
-from keras_tl.models import Network, load_model_file
+from keras_tl.models import Network, is_graph_model, load_model_file
 from keras_tl.results import build_results, provenance
 from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
-from keras_tl.tasks import load_task
+from keras_tl.tasks import is_registered, load_task
 from keras_tl.training import (
     FitSettings,
     TrialFailure,
@@ -89,13 +89,23 @@ class TrialSpec:
 @dataclasses.dataclass
 class Source:
     """One source of an experiment: its config, task, network and the layers that
-    transfer from it into the target network."""
+    transfer from it into the target network.
+
+    `task` is None for a pretrained backbone without a source task (e.g. ImageNet
+    weights of a `keras.applications` model): it is built for the target's inputs,
+    and its source-side metrics (retention, forgetting, FWT/BWT) do not apply.
+    """
 
     name: str
     config: dict
     task: object
     network: Network
     transferable: list
+
+    def build_shape(self, target_task):
+        """`(input_shape, num_outputs)` the source network is built with."""
+        task = self.task or target_task
+        return task.input_shape, task.num_outputs
 
 
 @dataclasses.dataclass
@@ -109,6 +119,7 @@ class Plan:
     primary_metric: str
     scores: list
     trials: list
+    notes: list = dataclasses.field(default_factory=list)
     verbose: int = 0
     callbacks: tuple = ()
 
@@ -118,25 +129,40 @@ def _network(model_config):
     options = {k: v for k, v in model_config.items() if k not in ("builder", "file")}
     if "application" in model_config:
         definition = "keras_tl.applications:application"
+    if "keras_hub" in model_config:
+        definition = "keras_tl.hub:backbone"
     return Network(definition, options)
 
 
-def _plan_source(config, index, network, target_task, transfer_arms):
+def _pretrained_model(source_config, network, input_shape, num_outputs, seed=0):
+    """The model of a `pretrained: true` source: a .keras file as saved, or a
+    backbone built with its own weights (an application's ImageNet weights, a
+    KerasHub preset's weights)."""
+    if "file" in source_config["model"]:
+        return load_model_file(source_config["model"]["file"])
+    return network.build(input_shape, num_outputs, seed=seed)
+
+
+def _plan_source(config, index, network, target_model, target_task, transfer_arms):
     source_config = config["sources"][index]
     path = "source" if len(config["sources"]) == 1 else f"sources[{index}]"
-    task = load_task(source_config["task"])
-    source_network = _network(source_config["model"]) if source_config["model"] else network
+    task = load_task(source_config["task"]) if source_config["task"] else None
+    source_network = (
+        _network(source_config["model"]) if source_config["model"] else network
+    )
+    source = Source(source_config["name"], source_config, task, source_network, [])
     if source_config["pretrained"]:
-        source_model = load_model_file(source_config["model"]["file"])
+        source_model = _pretrained_model(
+            source_config, source_network, *source.build_shape(target_task)
+        )
         width = int(source_model.outputs[0].shape[-1])
-        if width != task.num_outputs:
+        if task is not None and width != task.num_outputs:
             raise ConfigError(
                 f"{path}.model: the pretrained model has {width} outputs but its task "
                 f"{task.name!r} has {task.num_outputs}. Give the task it was trained on."
             )
     else:
         source_model = source_network.build(task.input_shape, task.num_outputs, seed=0)
-    target_model = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
     report = transfer_weights(source_model, target_model)
     if transfer_arms and not report.copied:
         reasons = "; ".join(reason for _, reason in report.skipped) or "no layers"
@@ -145,7 +171,8 @@ def _plan_source(config, index, network, target_task, transfer_arms):
             f"{path} network can be copied into the target ({reasons}). Use the same "
             f"layer names and shapes, or arms: [scratch]."
         )
-    return Source(source_config["name"], source_config, task, source_network, report.copied)
+    source.transferable = report.copied
+    return source
 
 
 def plan(experiment):
@@ -188,10 +215,25 @@ def plan(experiment):
             )
 
     transfer_arms = [arm for arm in config["arms"] if arm != "scratch"]
+    target_model = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
+    notes = []
+    if not is_graph_model(target_model) and config["cache_features"]:
+        notes.append(
+            f"The target network {target_model.name!r} is a subclassed keras.Model (no "
+            f"layer graph): the frozen-prefix feature cache is disabled, so every epoch "
+            f"runs the whole network; transfer units follow model.layers order."
+        )
     sources = {}
     for index in range(len(config["sources"])):
-        source = _plan_source(config, index, network, target_task, transfer_arms)
+        source = _plan_source(config, index, network, target_model, target_task,
+                              transfer_arms)
         sources[source.name] = source
+        if source.task is None:
+            notes.append(
+                f"Source {source.name!r} is a pretrained backbone without a source task: "
+                f"its source-side metrics (retention, forgetting, FWT/BWT) are not "
+                f"applicable and are not reported."
+            )
     keras.backend.clear_session()
 
     num_transferable = min(len(transfer_units(s.transferable)) for s in sources.values())
@@ -232,21 +274,27 @@ def plan(experiment):
         primary_metric=primary,
         scores=list(scores),
         trials=trials,
+        notes=notes,
     )
 
 
 def plan_context(the_plan):
     """The facts of a plan that results need, as plain data (kept in the store)."""
     first = next(iter(the_plan.sources.values()))
+    with_task = [source for source in the_plan.sources.values() if source.task]
     return {
         "primary_metric": the_plan.primary_metric,
-        "source_metric": task_metrics.PRIMARY_METRIC[first.task.kind],
+        "source_metric": (
+            task_metrics.PRIMARY_METRIC[with_task[0].task.kind] if with_task else None
+        ),
         "scores": the_plan.scores,
         "sources": [
             {
                 "name": source.name,
                 "untrained": source.config["untrained"],
-                "task": source.task.describe() | {"fingerprint": source.task.fingerprint()},
+                "task": source.task and (
+                    source.task.describe() | {"fingerprint": source.task.fingerprint()}
+                ),
                 "transferable": list(source.transferable),
             }
             for source in the_plan.sources.values()
@@ -254,6 +302,7 @@ def plan_context(the_plan):
         "transferable": list(first.transferable),
         "target_task": the_plan.target_task.describe()
         | {"fingerprint": the_plan.target_task.fingerprint()},
+        "notes": list(the_plan.notes),
     }
 
 
@@ -314,22 +363,28 @@ class SourceModels:
         path = None
         if self.cache_folder:
             path = os.path.join(
-                self.cache_folder, f"source-{self._spec_hash(source)}-seed{seed}.keras"
+                self.cache_folder, f"source-{self._spec_hash(source)}-seed{seed}.weights.h5"
             )
         if source.config["pretrained"]:
-            model = load_model_file(source.config["model"]["file"])
+            model = _pretrained_model(
+                source.config, source.network,
+                *source.build_shape(self.plan.target_task), seed=seed,
+            )
         elif path and os.path.isfile(path):
-            model = keras.saving.load_model(path, compile=False)
+            # Weights, not a whole .keras model: a subclassed network's class
+            # need not be registered to be rebuilt.
+            model = source.network.build(task.input_shape, task.num_outputs, seed)
+            model.load_weights(path)
         elif source.config["untrained"]:
             model = self.untrained(seed, source.name)
         else:
             model = self._train(source, seed)
             if path:
                 os.makedirs(self.cache_folder, exist_ok=True)
-                temporary = path[: -len(".keras")] + ".tmp.keras"
-                model.save(temporary)
+                temporary = path[: -len(".weights.h5")] + ".tmp.weights.h5"
+                model.save_weights(temporary)
                 os.replace(temporary, path)
-        result = (model, evaluate_split(model, task, "test"))
+        result = (model, evaluate_split(model, task, "test") if task else None)
         self._trained[(source.name, seed)] = result
         return result
 
@@ -363,16 +418,24 @@ class SourceModels:
         """Source-task test metrics of the untrained source network (for FWT)."""
         source = self._source(name)
         key = ("random", source.name, seed)
+        if source.task is None:
+            return None
         if key not in self._trained:
             self._trained[key] = evaluate_split(self.untrained(seed, name), source.task, "test")
         return self._trained[key]
 
     def untrained(self, seed, name=None):
-        """A source network with random weights: the `random_transfer` control."""
+        """A source network with random weights: the `random_transfer` control.
+
+        A pretrained backbone is built with `weights=None`: its architecture
+        without what it learned.
+        """
         source = self._source(name)
-        return source.network.build(
-            source.task.input_shape, source.task.num_outputs,
-            _derived_seed(seed, "random_source"),
+        network = source.network
+        if network.options.get("weights"):
+            network = Network(network.definition, {**network.options, "weights": None})
+        return network.build(
+            *source.build_shape(self.plan.target_task), _derived_seed(seed, "random_source")
         )
 
 
@@ -395,10 +458,14 @@ def _scores(plan, source, source_model, transferred, depth, task):
     """
     if not plan.scores:
         return None, None, None
+    if not is_graph_model(source_model):
+        return ({name: None for name in plan.scores}, None,
+                "a subclassed model has no layer graph to read features from")
     layer = feature_layer(source_model, transferred, depth)
     try:
         values = score_transfer(
-            source_model, source.task.kind, layer, task.x_train, task.y_train,
+            source_model, source.task and source.task.kind, layer, task.x_train,
+            task.y_train,
             task.kind, plan.scores,
         )
     except KerasTLError as error:
@@ -409,12 +476,14 @@ def _scores(plan, source, source_model, transferred, depth, task):
 def _layer_cka(source_model, target_model, transferred, task):
     """Linear CKA, source vs trained target, at the end of every transferred unit,
     on (at most 500 of) the target test inputs: where fine-tuning moved features."""
+    if not (is_graph_model(source_model) and is_graph_model(target_model)):
+        return None  # A subclassed model's layers have no graph to read from.
     layers = [unit_layers[-1] for _, unit_layers in transfer_units(transferred)]
     try:
         similarity = layer_similarity(
             source_model, target_model, task.x_test[:500], layers, layers
         )
-    except KerasTLError:  # e.g. a subclassed model whose layers have no graph
+    except KerasTLError:
         return None
     return {layer: similarity["matrix"][i][i] for i, layer in enumerate(layers)}
 
@@ -499,11 +568,13 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
                 source_model = sources.untrained(spec.seed, source.name)
             else:
                 source_model, _ = sources.trained(spec.seed, source.name)
-            if stream is None:
+            # The two-task stream (FWT/BWT) needs the source task.
+            measure_stream = stream is None and source.task is not None
+            if measure_stream:
                 random_target = evaluate_split(model, target_task, "test")
             report = transfer_weights(source_model, model)
             transferred = report.copied
-            if stream is None:
+            if measure_stream:
                 stream = {"before_target_training": evaluate_split(model, target_task, "test"),
                           "random_init": [sources.random_init_metrics(spec.seed, source.name),
                                           random_target]}
@@ -552,13 +623,14 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         "cka": None,
         "fused": None,
     }
-    if source is not None and spec.arm != "random_transfer":
+    if source is not None and source.task is not None and spec.arm != "random_transfer":
         _, before = sources.trained(spec.seed, source.name)
         record["source_metrics"] = {
             "before": before,
             "after": _retention(sources, source, source_model, model, transferred),
         }
         record["stream"] = stream
+    if source is not None and spec.arm != "random_transfer":
         record["cka"] = _layer_cka(source_model, model, transferred, target_task)
     record["fit_time"] = time.perf_counter() - started
     return record
@@ -580,7 +652,7 @@ def base_record(plan, spec):
 def _data_fingerprints(context):
     return {
         "target": context["target_task"]["fingerprint"],
-        **{s["name"]: s["task"]["fingerprint"] for s in context["sources"]},
+        **{s["name"]: s["task"]["fingerprint"] for s in context["sources"] if s["task"]},
     }
 
 
@@ -703,6 +775,17 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     """
     executor = resolve_executor(executor, workers, address, gpus_per_trial)
     experiment = load_experiment(experiment)
+    config = experiment.config
+    registered = [
+        name for name in [config["target"]["task"], *(s["task"] for s in config["sources"])]
+        if name and is_registered(name)
+    ]
+    if registered and (workers or 1) > 1:
+        raise ConfigError(
+            f"workers: task(s) {registered} were registered in this process with "
+            f"register_task, which worker processes cannot see. Use workers=1, or "
+            f"save the data as an npz: task."
+        )
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
     if on_epoch and executor == "serial":

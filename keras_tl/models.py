@@ -80,9 +80,13 @@ class Network:
         definition: a built-in builder name (`"small_cnn"`, `"mlp"`), a
             `"package.module:function"` builder or a function taking
             `(input_shape, num_outputs, **options)`, a path to a `.keras` file, or
-            a functional `keras.Model`. Models from
-            files or Python keep their architecture; their last layer is replaced by
-            a new `head` and every build starts from fresh random weights.
+            a functional or Sequential `keras.Model`. Models from files or Python
+            keep their architecture; their last layer is replaced by a new `head`
+            and every build starts from fresh random weights. A builder may return
+            a subclassed `keras.Model` (one with a `call()`), with its output layer
+            named `head`: its transfer units follow `model.layers` order (the
+            order the layers were assigned in `__init__`), and the frozen-prefix
+            feature cache, feature scores and CKA are off for it (no layer graph).
         options: dict. Keyword arguments for a builder (e.g. `filters=[32, 32]`).
 
     Example:
@@ -132,6 +136,13 @@ class Network:
         )
 
     def _from_model(self, model):
+        if not is_graph_model(model):
+            raise ConfigError(
+                f"model: {model.name!r} is a subclassed keras.Model instance, which "
+                f"cannot be cloned with a new head. Pass a function "
+                f"(input_shape, num_outputs) -> model instead, whose output layer is "
+                f"named {HEAD!r}."
+            )
         if len(model.inputs) != 1 or len(model.layers) < 2:
             raise ConfigError(
                 f"model: {model.name!r} must have one input and at least one layer "
@@ -228,6 +239,12 @@ def load_model_file(path, safe_mode=None):
             f"model: {path!r} is not a Keras archive ({type(error).__name__}). "
             f"Expected a .keras file saved with model.save(path)."
         ) from None
+
+
+def is_graph_model(model):
+    """Whether `model` has a layer graph (functional or Sequential), unlike a
+    subclassed `keras.Model`, whose `call()` is opaque."""
+    return getattr(model, "inputs", None) is not None
 
 
 def trunk_layers(model):

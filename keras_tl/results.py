@@ -389,6 +389,8 @@ def _data_efficiency(conditions, metric, higher):
 def _retention(groups, context, num_sources):
     rows = []
     metric = context["source_metric"]
+    if metric is None:  # No source has a task: retention does not apply.
+        return rows
     higher = higher_is_better(metric)
     for (arm, source, depth, size), trials in groups.items():
         pairs = [
@@ -499,6 +501,8 @@ def _stream(groups, context, num_sources):
     forgetting of the source task, each with a CI over seeds.
     """
     rows = []
+    if context["source_metric"] is None:  # No source has a task.
+        return rows
     higher = higher_is_better(context["source_metric"])
     target_metric = context["primary_metric"]
     for (arm, source, depth, size), trials in groups.items():

@@ -72,8 +72,9 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
 
     Args:
         source_model: keras.Model. The source network with its own head.
-        source_kind: str. The source task's kind (predictions scores need
-            `"classification"` or `"binary"`).
+        source_kind: str or None. The source task's kind (predictions scores need
+            `"classification"` or `"binary"`; None: a backbone without a source
+            task, whose head predicts nothing of its own).
         layer_name: str. The layer whose activations are the features.
         x: array. Target inputs (the target train split).
         y: array. Target labels.
@@ -82,8 +83,8 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
 
     Returns:
         A dict of score name to float, or None where the score does not apply
-        (prediction scores of a regression source; class scores of a regression
-        target).
+        (prediction scores of a regression source or of one without a task;
+        class scores of a regression target).
 
     Example:
 
@@ -98,7 +99,7 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
         if target_kind == "regression" and name != "logme":
             results[name] = None
         elif spec.needs == "predictions":
-            if source_kind == "regression":
+            if source_kind not in ("classification", "binary"):
                 results[name] = None
                 continue
             if probabilities is None:

@@ -25,6 +25,9 @@ from keras_tl.errors import DataError
 KINDS = ("classification", "binary", "regression")
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0
+# Tasks are held in memory as NumPy arrays (nothing is streamed yet): a Python
+# dataset or an image folder larger than this is refused before it is read whole.
+MAX_IN_MEMORY_BYTES = 4 * 2**30
 
 _BUILTIN_DESCRIPTIONS = {
     "digits": "scikit-learn 8x8 digits, 10 classes",
@@ -256,13 +259,16 @@ def _npz_task(name):
                 f"{path!r}: the train split is too small to hold out a validation "
                 f"split ({len(y)} samples). Add x_val and y_val to the file."
             )
+    return Task(name=name, kind=kind, num_outputs=_num_outputs(arrays, kind), **arrays)
+
+
+def _num_outputs(arrays, kind):
+    """Head width: classes (largest label + 1), 1 for binary, regression columns."""
     if kind == "classification":
-        num_outputs = int(max(arrays[f"y_{s}"].max() for s in SPLITS)) + 1
-    elif kind == "binary":
-        num_outputs = 1
-    else:
-        num_outputs = arrays["y_train"].shape[1]
-    return Task(name=name, kind=kind, num_outputs=num_outputs, **arrays)
+        return int(max(arrays[f"y_{s}"].max() for s in SPLITS)) + 1
+    if kind == "binary":
+        return 1
+    return arrays["y_train"].shape[1]
 
 
 def _clean_split(path, split, x, y, kind):
@@ -653,6 +659,15 @@ def _images_task(name):
     if size is None:
         first = _load_image(files["train"][0][0], None, mode)
         size = first.shape[:2]
+    num_images = sum(len(pairs) for pairs in files.values())
+    num_bytes = num_images * size[0] * size[1] * (3 if mode == "rgb" else 1) * 4
+    if num_bytes > MAX_IN_MEMORY_BYTES:
+        raise DataError(
+            f"{folder!r}: {num_images} images of {size[0]}x{size[1]} need "
+            f"{num_bytes / 2**30:.1f} GiB as float32, more than the "
+            f"{MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB keras-tl loads into memory (image "
+            f"folders are not streamed). Use a smaller size=HxW or fewer images."
+        )
     arrays = {}
     for split, pairs in files.items():
         images = [_load_image(path, size, mode) for path, _ in pairs]
@@ -787,6 +802,8 @@ def load_task(name):
       `$KERAS_HOME/datasets/` on first use (offline, pre-place the file; the error
       says where). Pixels scaled to [0, 1], MNIST-like images get a channel axis;
       test split = the dataset's test set, val = a stratified 10% of its train set.
+    * a name given to `register_task` (NumPy arrays, a `keras.utils.PyDataset`
+      or a `tf.data.Dataset` from Python).
 
     Args:
         name: str. The task name.
@@ -802,6 +819,8 @@ def load_task(name):
     """
     if not isinstance(name, str):
         raise DataError(f"A task name must be a string. Received: {name!r}.")
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if name in _BUILTIN_DESCRIPTIONS:
         return _digits_task(name)
     loaders = {"npz:": _npz_task, "csv:": _csv_task, "images:": _images_task,
@@ -824,3 +843,124 @@ def builtin_tasks():
         row["description"] = description
         rows.append(row)
     return rows
+
+
+# Python objects: NumPy arrays, keras.utils.PyDataset, tf.data.Dataset.
+
+_REGISTERED = {}
+_PREFIXES = ("npz:", "csv:", "images:", "keras:")
+
+
+def register_task(name, train, val=None, test=None, kind="classification",
+                  max_bytes=MAX_IN_MEMORY_BYTES):
+    """Makes data held in Python a task that experiments can name.
+
+    Each split is `(x, y)` NumPy arrays, a `keras.utils.PyDataset` or (on the
+    tensorflow backend only) a `tf.data.Dataset`, the latter two yielding
+    batches `(x, y)` (or `(x, y, sample_weight)`; weights are ignored) as
+    `keras.Model.fit` takes them. Datasets are iterated once, into memory: a
+    split larger than `max_bytes` is refused while it is read (tasks are NumPy
+    arrays; nothing is streamed). Missing splits are carved out of train as
+    for `npz:` (stratified, seed 0). The task lives in this Python process: run
+    experiments that name it with `workers=1`.
+
+    Args:
+        name: str. The task's name, used as `task: NAME` in experiments. It
+            cannot be a built-in task or start with `npz:`, `csv:`, `images:` or
+            `keras:`. Registering a name again replaces the earlier data.
+        train: `(x, y)`, a `keras.utils.PyDataset` or a `tf.data.Dataset`.
+        val: same, or None (a stratified 20% of train).
+        test: same, or None (a stratified 20% of train).
+        kind: str. `"classification"` (integer labels 0..C-1), `"binary"`
+            (0/1) or `"regression"` (float targets).
+        max_bytes: int. Largest size of one split's inputs in memory.
+
+    Returns:
+        The `Task`.
+
+    Example:
+
+    >>> x = np.random.rand(100, 8, 8, 1).astype("float32")
+    >>> y = np.arange(100) % 2
+    >>> task = keras_tl.register_task("my_data", train=(x, y), kind="binary")
+    >>> keras_tl.evaluate({"source": {"task": "digits"},
+    ...                    "target": {"task": "my_data", "train_sizes": [40]}})
+    """
+    if not isinstance(name, str) or not name or name in _BUILTIN_DESCRIPTIONS or (
+        name.startswith(_PREFIXES)
+    ):
+        raise DataError(
+            f"register_task: name must be a new non-empty string, not a built-in "
+            f"task or one starting with {', '.join(_PREFIXES)}. Received: {name!r}."
+        )
+    if kind not in KINDS:
+        raise DataError(
+            f"register_task: kind must be one of {', '.join(KINDS)}. Received: "
+            f"kind={kind!r}."
+        )
+    arrays = {}
+    for split, data in (("train", train), ("val", val), ("test", test)):
+        if data is None:
+            continue
+        x, y = _split_arrays(name, split, data, max_bytes)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = _clean_split(name, split, x, y, kind)
+    _fill_splits(
+        f"task {name!r}", kind, arrays,
+        "Pass more training samples, or val= and test= splits.",
+    )
+    task = Task(name=name, kind=kind, num_outputs=_num_outputs(arrays, kind), **arrays)
+    _REGISTERED[name] = task
+    return task
+
+
+def is_registered(name):
+    """Whether `name` is a task registered with `register_task` in this process."""
+    return name in _REGISTERED
+
+
+def _split_arrays(name, split, data, max_bytes):
+    """`(x, y)` NumPy arrays of one split given as arrays or a batched dataset."""
+    import keras
+
+    if isinstance(data, tuple) and len(data) == 2:
+        return np.asarray(data[0]), np.asarray(data[1])
+    if isinstance(data, keras.utils.PyDataset):
+        batches = (data[index] for index in range(len(data)))
+    elif type(data).__module__.startswith("tensorflow") and hasattr(
+        data, "as_numpy_iterator"
+    ):
+        if keras.config.backend() != "tensorflow":
+            raise DataError(
+                f"Task {name!r}: the {split} split is a tf.data.Dataset, which keras-tl "
+                f"reads on the tensorflow backend only (the backend is "
+                f"{keras.config.backend()!r}). Use KERAS_BACKEND=tensorflow, or pass "
+                f"NumPy arrays or a keras.utils.PyDataset."
+            )
+        batches = data.as_numpy_iterator()
+    else:
+        raise DataError(
+            f"Task {name!r}: the {split} split must be a tuple (x, y) of arrays, a "
+            f"keras.utils.PyDataset or a tf.data.Dataset of (x, y) batches. Received: "
+            f"{type(data).__name__}."
+        )
+    xs, ys, num_bytes = [], [], 0
+    for batch in batches:
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise DataError(
+                f"Task {name!r}: the {split} dataset must yield (x, y) batches. "
+                f"Received an element of type {type(batch).__name__}."
+            )
+        x, y = np.asarray(batch[0]), np.asarray(batch[1])
+        num_bytes += x.size * 4
+        if num_bytes > max_bytes:
+            raise DataError(
+                f"Task {name!r}: the {split} dataset holds more than "
+                f"{max_bytes / 2**30:.2f} GiB of inputs (float32), the most keras-tl "
+                f"reads into memory (datasets are not streamed). Pass a subset, or a "
+                f"larger max_bytes= if the memory is there."
+            )
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise DataError(f"Task {name!r}: the {split} dataset yielded no batches.")
+    return np.concatenate(xs), np.concatenate(ys)

@@ -200,13 +200,19 @@ class ModelPool:
     @staticmethod
     def _key(model, kind, optimizer):
         config = {k: v for k, v in model.get_config().items() if k != "name"}
+        # A subclassed model's config holds only its constructor arguments.
+        config["class"] = f"{type(model).__module__}.{type(model).__qualname__}"
         structure = json.dumps(config, sort_keys=True, default=str)
         frozen = tuple(layer.name for layer in model.layers if not layer.trainable)
         return structure, frozen, kind, optimizer
 
     def compiled(self, fresh, kind, optimizer, learning_rate):
         """Returns a compiled model in the state of `fresh` (built, not compiled)."""
-        key = self._key(fresh, kind, optimizer)
+        try:
+            key = self._key(fresh, kind, optimizer)
+        except NotImplementedError:  # A subclassed model without get_config().
+            compile_model(fresh, kind, optimizer, learning_rate)
+            return fresh
         model = self._models.get(key)
         if model is None:
             compile_model(fresh, kind, optimizer, learning_rate)

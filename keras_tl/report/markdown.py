@@ -504,6 +504,14 @@ def _extra_sections(summary):
     return sections
 
 
+def _notes_section(context):
+    """What the run could not measure or speed up, and why (from the plan)."""
+    notes = context.get("notes") or []
+    if not notes:
+        return None
+    return Section("Notes", "notes", list(notes))
+
+
 def _failures_section(summary):
     rows = [
         [c["label"], _size(c), format_number(failure.get("seed")), failure.get("error") or "-"]
@@ -634,6 +642,7 @@ def report_sections(results, include_trials=False):
         _stream_section(summary),
         _cka_section(summary, images),
         *_extra_sections(summary),
+        _notes_section(context),
         _failures_section(summary),
         _trials_section(summary, trials) if include_trials else None,
         _provenance_section(config, context, provenance, summary, schema_version),

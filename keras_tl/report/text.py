@@ -186,6 +186,7 @@ def format_summary(results):
     lines += _stream_lines(summary)
     lines += _cka_lines(summary)
     lines += _score_lines(summary)
+    lines += [f"Note: {note}" for note in (results.context or {}).get("notes") or []]
     if summary["num_failed"]:
         lines.append(f"{summary['num_failed']} trial(s) failed; see trials.csv for reasons.")
     return "\n".join(lines)

@@ -454,3 +454,107 @@ def test_evaluate_with_images_target_and_digits_source(tmp_path):
     )
     assert len(results.trials) == 4
     assert [trial["status"] for trial in results.trials] == ["ok"] * 4
+
+
+# Python objects: register_task with NumPy arrays, keras.utils.PyDataset, tf.data.
+
+
+def _parity_arrays(num=120):
+    digits = load_task("digits")
+    return digits.x_train[:num], digits.y_train[:num] % 2
+
+
+class _Batches(keras.utils.PyDataset):
+    """A user's PyDataset: (x, y) batches of `batch_size`."""
+
+    def __init__(self, x, y, batch_size=32):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[batch], self.y[batch]
+
+
+def test_registered_numpy_arrays_are_a_task_experiments_can_name(tmp_path):
+    x, y = _parity_arrays()
+    task = keras_tl.register_task("my_parity", train=(x, y), kind="binary")
+    assert load_task("my_parity") is task
+    assert task.sizes() == {"train": 72, "val": 24, "test": 24}
+    assert task.num_outputs == 1 and task.input_shape == (8, 8, 1)
+    np.testing.assert_array_equal(np.sort(_all_rows(task).ravel()), np.sort(x.ravel()))
+    experiment = {
+        "source": {"task": "digits", "epochs": 1},
+        "target": {"task": "my_parity", "train_sizes": [30], "epochs": 1},
+        "arms": ["scratch", "fine_tune"], "seeds": 1,
+    }
+    results = keras_tl.evaluate(experiment, out=str(tmp_path / "run"))
+    assert [t["status"] for t in results.trials] == ["ok", "ok"]
+    with pytest.raises(keras_tl.ConfigError, match="workers=1"):
+        keras_tl.evaluate(experiment, workers=2)
+
+
+def test_a_pydataset_is_read_once_into_the_same_arrays():
+    x, y = _parity_arrays()
+    task = keras_tl.register_task(
+        "parity_batches", train=_Batches(x[:80], y[:80]),
+        val=_Batches(x[80:100], y[80:100]), test=(x[100:], y[100:]), kind="binary",
+    )
+    np.testing.assert_array_equal(task.x_train, x[:80])
+    np.testing.assert_array_equal(task.y_val, y[80:100])
+    assert task.sizes() == {"train": 80, "val": 20, "test": 20}
+
+
+def test_a_dataset_larger_than_the_memory_bound_is_refused_while_read():
+    x, y = _parity_arrays()
+    with pytest.raises(DataError, match="not streamed"):
+        keras_tl.register_task("too_big", train=_Batches(x, y), max_bytes=10_000)
+
+
+def test_register_task_refuses_names_and_data_it_cannot_take():
+    x, y = _parity_arrays()
+    with pytest.raises(DataError, match="not a built-in task"):
+        keras_tl.register_task("digits", train=(x, y))
+    with pytest.raises(DataError, match="npz:"):
+        keras_tl.register_task("npz:x", train=(x, y))
+    with pytest.raises(DataError, match="Received: list"):
+        keras_tl.register_task("listed", train=[x, y])
+
+
+@pytest.mark.backends("tensorflow")
+def test_a_tf_data_dataset_is_a_task_on_tensorflow():
+    import tensorflow as tf
+
+    x, y = _parity_arrays()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(25)
+    task = keras_tl.register_task("parity_tf", train=dataset, test=(x[:20], y[:20]),
+                                  kind="binary")
+    assert task.sizes()["train"] + task.sizes()["val"] == len(x)
+    np.testing.assert_array_equal(np.sort(np.concatenate([task.y_train, task.y_val])),
+                                  np.sort(y))
+
+
+class _StandInDataset:
+    """Looks like a tf.data.Dataset to keras-tl, without TensorFlow installed."""
+
+    __module__ = "tensorflow.python.data.ops.dataset_ops"
+
+    def as_numpy_iterator(self):
+        raise AssertionError("must not be read on this backend")
+
+
+@pytest.mark.backends("torch", "jax")
+def test_a_tf_data_dataset_is_refused_with_the_fix_on_other_backends():
+    with pytest.raises(DataError, match="tensorflow backend only.*PyDataset"):
+        keras_tl.register_task("parity_tf", train=_StandInDataset())
+
+
+def test_an_image_folder_too_large_for_memory_is_refused_before_reading(
+    rgb_folder, monkeypatch
+):
+    monkeypatch.setattr(keras_tl.tasks, "MAX_IN_MEMORY_BYTES", 1000)
+    with pytest.raises(DataError, match="not streamed.*smaller size"):
+        load_task(f"images:{rgb_folder}")
