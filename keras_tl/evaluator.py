@@ -780,11 +780,12 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         name for name in [config["target"]["task"], *(s["task"] for s in config["sources"])]
         if name and is_registered(name)
     ]
-    if registered and (workers or 1) > 1:
+    if registered and executor != "serial":
         raise ConfigError(
-            f"workers: task(s) {registered} were registered in this process with "
-            f"register_task, which worker processes cannot see. Use workers=1, or "
-            f"save the data as an npz: task."
+            f"executor: task(s) {registered} were registered in this process with "
+            f"register_task, which {executor} workers cannot see. Received: "
+            f"executor={executor!r}, workers={workers!r}. Use the serial executor "
+            f"(workers=1), or save the data as an npz: task."
         )
     the_plan = plan(experiment)
     the_plan.verbose = 1 if verbose else 0
