@@ -17,7 +17,7 @@ def tiny_experiment():
                 "train_sizes": [20],
                 # Long enough (about a second a trial) that the resume test's kill
                 # and Ctrl-C land while trials remain, however fast training gets.
-                "epochs": 40,
+                "epochs": 150,
                 "batch_size": 10,
                 "learning_rate": 0.01,
             },
