@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 
 from keras_tl.errors import ConfigError
 
@@ -152,6 +153,25 @@ def _string(value, path):
     if not isinstance(value, str) or not value:
         _fail(path, "a non-empty string", value)
     return value
+
+
+def _freeze(value, path):
+    """`freeze: {layers: REGEX}`: the transferred layers whose names match freeze."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail(path, "a mapping like {layers: \"conv.*\"}", value)
+    _check_keys(value, ("layers",), path)
+    pattern = _string(value.get("layers"), f"{path}.layers")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ConfigError(
+            f"{path}.layers: expected a Python regular expression matched against "
+            f"whole layer names (e.g. \"conv.*\"), received {pattern!r} ({error}). "
+            f"Escape special characters such as ( [ * with a backslash."
+        ) from None
+    return {"layers": pattern}
 
 
 def _model(value, path):
@@ -309,8 +329,8 @@ def resolve(raw):
         _fail("experiment", "a mapping of keys such as name, model, source, target", raw)
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
-        "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft", "l2sp",
-        "fused", "cache_features", "feature_cache_mb", "distribution",
+        "freeze", "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft",
+        "l2sp", "fused", "cache_features", "feature_cache_mb", "distribution",
     )
     _check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -353,8 +373,18 @@ def resolve(raw):
         )
     config["arms"] = list(arms)
 
-    depths = raw.get("freeze_depths", DEFAULT_EXPERIMENT["freeze_depths"])
-    if depths != "all":
+    config["freeze"] = _freeze(raw.get("freeze"), "freeze")
+    if config["freeze"] is not None:
+        # The resolved config of such an experiment holds freeze_depths: null.
+        if raw.get("freeze_depths") is not None:
+            raise ConfigError(
+                "freeze_depths: give either 'freeze_depths' (a depth sweep) or "
+                "'freeze: {layers: REGEX}' (the transferred layers to freeze), not both."
+            )
+        depths = None
+    else:
+        depths = raw.get("freeze_depths", DEFAULT_EXPERIMENT["freeze_depths"])
+    if depths is not None and depths != "all":
         _non_empty_list(depths, "freeze_depths")
         for index, depth in enumerate(depths):
             if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:

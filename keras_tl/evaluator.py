@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -47,6 +48,36 @@ from keras_tl.transfer import transfer_weights
 
 # Bumped whenever a change alters the numbers a trial produces.
 RESULT_VERSION = 2
+# Arms whose frozen layers `freeze_depths` (or `freeze: {layers: REGEX}`) choose.
+SWEPT_ARMS = ("fine_tune", "lp_ft", "l2sp", "random_transfer")
+
+
+def frozen_layers(config, arm, depth, transferred):
+    """The transferred layers a trial freezes during target training.
+
+    `scratch` and `fused` freeze nothing; `linear_probe` freezes every transferred
+    unit; the swept arms freeze the first `depth` units, or with
+    `freeze: {layers: REGEX}` the transferred layers whose names match it in full.
+    """
+    if arm in ("scratch", "fused"):
+        return []
+    units = transfer_units(transferred)
+    if arm in SWEPT_ARMS and config.get("freeze"):
+        pattern = re.compile(config["freeze"]["layers"])
+        return [name for name in transferred if pattern.fullmatch(name)]
+    if arm == "linear_probe":
+        depth = len(units)
+    return [name for _, layers in units[:depth] for name in layers]
+
+
+def _frozen_prefix_depth(transferred, frozen):
+    """How many leading transferred units are entirely frozen."""
+    depth = 0
+    for _, layers in transfer_units(transferred):
+        if not all(name in frozen for name in layers):
+            break
+        depth += 1
+    return depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +113,9 @@ class TrialSpec:
             "fused": config["fused"] if self.arm == "fused" else None,
             "result_version": RESULT_VERSION,
         }
+        if config.get("freeze") and self.arm in SWEPT_ARMS:
+            # Only when set, so the keys of depth-swept experiments stay as they were.
+            payload["freeze"] = config["freeze"]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -238,7 +272,28 @@ def plan(experiment):
 
     num_transferable = min(len(transfer_units(s.transferable)) for s in sources.values())
     depths = config["freeze_depths"]
-    if depths == "all":
+    regex_depths = {}
+    swept_arms = [arm for arm in config["arms"] if arm in SWEPT_ARMS]
+    if config["freeze"] is not None:
+        depths = []
+        for index, source in enumerate(sources.values() if swept_arms else []):
+            frozen = frozen_layers(config, "fine_tune", None, source.transferable)
+            if not frozen:
+                path = "source" if len(sources) == 1 else f"sources[{index}]"
+                raise ConfigError(
+                    f"freeze.layers: {config['freeze']['layers']!r} matches none of the "
+                    f"layers transferred from {path} ({source.transferable}); the whole "
+                    f"layer name must match. Change the pattern, or use freeze_depths."
+                )
+            # These trials' freeze_depth is the number of layers the pattern freezes.
+            regex_depths[source.name] = len(frozen)
+            notes.append(
+                f"freeze.layers {config['freeze']['layers']!r} freezes {frozen} (from "
+                f"source {source.name!r}) in {', '.join(swept_arms)}: their freeze_depth "
+                f"(the N of {swept_arms[0]}@{len(frozen)}) is the number of layers frozen, "
+                f"not a depth, and no depth was swept."
+            )
+    elif depths == "all":
         depths = list(range(num_transferable + 1))
     for index, depth in enumerate(depths):
         if depth > num_transferable:
@@ -260,6 +315,8 @@ def plan(experiment):
                     arm_depths = [0]
                 elif arm == "linear_probe":
                     arm_depths = [len(transfer_units(source.transferable))]
+                elif config["freeze"] is not None:
+                    arm_depths = [regex_depths[source.name]]
                 else:
                     arm_depths = depths
                 for depth in arm_depths:
@@ -520,6 +577,7 @@ def _run_fused_trial(plan, spec, sources, target_task):
         "val": validation[target_task.name],
         "test": test[target_task.name],
         "transfer": None,
+        "frozen": None,
         "scores": None,
         "score_layer": None,
         "score_error": None,
@@ -578,15 +636,22 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
                 stream = {"before_target_training": evaluate_split(model, target_task, "test"),
                           "random_init": [sources.random_init_metrics(spec.seed, source.name),
                                           random_target]}
-            if scores is None:
-                scores, score_layer, score_error = _scores(
-                    plan, source, source_model, transferred, spec.freeze_depth, target_task
-                )
+        frozen = frozen_layers(config, spec.arm, spec.freeze_depth, transferred)
+        by_pattern = config["freeze"] is not None and spec.arm in SWEPT_ARMS
+        if source is not None and scores is None:
+            # Scored where the frozen prefix ends (by_pattern: the frozen set may
+            # have gaps; the leading units that are wholly frozen count).
+            score_depth = (
+                _frozen_prefix_depth(transferred, frozen) if by_pattern else spec.freeze_depth
+            )
+            scores, score_layer, score_error = _scores(
+                plan, source, source_model, transferred, score_depth, target_task
+            )
         try:
             model, epochs = train_target(
                 model, target_task, spec.recipe, transferred, spec.freeze_depth,
                 _settings(plan, config["target"], patience, rate), spec.seed,
-                options, pool, feature_cache,
+                options, pool, feature_cache, frozen=frozen if by_pattern else None,
             )
             validation = evaluate_split(model, target_task, "val")
             _check_finite({"val": validation})
@@ -598,12 +663,12 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         score = validation[primary]
         if best is None or (score > best[0] if higher else score < best[0]):
             best = (score, rate, model.get_weights(), epochs, report, transferred,
-                    source_model, validation)
+                    source_model, validation, frozen)
     if best is None:
         raise last_failure
     # Every rate trains the same network with the same freeze pattern, so the last
     # model can hold the best rate's weights (a pooled model is shared across rates).
-    _, rate, weights, epochs, report, transferred, source_model, validation = best
+    _, rate, weights, epochs, report, transferred, source_model, validation, frozen = best
     model.set_weights(weights)
     test = evaluate_split(model, target_task, "test")
     _check_finite({"val": validation, "test": test})
@@ -615,6 +680,7 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         "val": validation,
         "test": test,
         "transfer": report.to_dict() if report else None,
+        "frozen": frozen,
         "scores": scores,
         "score_layer": score_layer,
         "score_error": score_error,

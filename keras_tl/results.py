@@ -226,14 +226,19 @@ def build_results(experiment, context, records, provenance_record):
         conditions.append(entry)
 
     gains = _gains(conditions, groups, metric, higher)
+    curves = _curves(conditions, metric)
+    # With `freeze: {layers: REGEX}` no depth was swept: no best depth, no curve.
+    swept = not config.get("freeze")
+    if not swept:
+        curves["freeze_depth"] = []
     summary = {
         "primary_metric": metric,
         "higher_is_better": higher,
         "conditions": conditions,
         "gains": gains,
         "best": _best(conditions, gains, metric),
-        "best_freeze_depth": _best_freeze_depths(conditions, metric, higher),
-        "curves": _curves(conditions, metric),
+        "best_freeze_depth": _best_freeze_depths(conditions, metric, higher) if swept else [],
+        "curves": curves,
         "data_efficiency": _data_efficiency(conditions, metric, higher),
         "retention": _retention(groups, context, num_sources),
         "rank_agreement": _rank_agreement(conditions, metric, higher, context.get("scores") or []),

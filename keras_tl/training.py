@@ -433,7 +433,7 @@ def _fit_on_prefix_features(model, cut, task, settings, seed, pool, feature_cach
 
 def train_target(
     model, task, recipe, transferred, depth, settings, seed, options=None, pool=None,
-    feature_cache=None,
+    feature_cache=None, frozen=None,
 ):
     """Trains a target model by a recipe.
 
@@ -455,6 +455,10 @@ def train_target(
             pattern mid-way and `l2sp` bakes its reference weights into the
             compiled loss, so they always compile their own.
         feature_cache: FeatureCache or None. Share prefix outputs across trials.
+        frozen: list of str or None. Freeze exactly these layers instead of the
+            first `depth` units (`fine_tune`, `l2sp`, and `lp_ft` after its probe
+            stage; `freeze: {layers: REGEX}` in an experiment). Ignored by
+            `scratch` and `linear_probe`.
 
     Returns:
         `(trained_model, epochs_run)`: with a pool the trained model is the pooled
@@ -466,21 +470,23 @@ def train_target(
         )
     options = dict(options or {})
     if recipe == "scratch":
-        depth, transferred = 0, []
+        depth, transferred, frozen = 0, [], None
     elif recipe == "linear_probe":
-        depth = len(transfer_units(transferred))
+        depth, frozen = len(transfer_units(transferred)), None
+    # What the (last stage of the) recipe freezes: named layers, or the first units.
+    pattern = {"layers": frozen} if frozen is not None else {"depth": depth}
     if recipe == "lp_ft":
         probe_epochs = max(1, int(round(settings.epochs * options.get("probe_fraction", 0.5))))
         freeze(model, depth=len(transfer_units(transferred)), transferred=transferred)
         compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
         probe = dataclasses.replace(settings, epochs=probe_epochs)
         epochs_run = fit(model, task, probe, seed)
-        freeze(model, depth=depth, transferred=transferred)
+        freeze(model, transferred=transferred, **pattern)
         scale = options.get("learning_rate_scale", 0.1)
         compile_model(model, task.kind, settings.optimizer, settings.learning_rate * scale)
         rest = dataclasses.replace(settings, epochs=max(1, settings.epochs - probe_epochs))
         return model, epochs_run + fit(model, task, rest, seed + 1)
-    freeze(model, depth=depth, transferred=transferred)
+    freeze(model, transferred=transferred, **pattern)
     if recipe == "l2sp":
         _attach_l2sp(
             model, transferred, options.get("alpha", 0.01), options.get("beta", 0.01)

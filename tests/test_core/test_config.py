@@ -543,3 +543,55 @@ def test_a_plan_error_leaves_nothing_in_the_output_folder(tmp_path):
     with pytest.raises(ConfigError, match="freeze_depths"):
         keras_tl.evaluate(_with({"freeze_depths": [9]}), out=str(out))
     assert not out.exists()
+
+
+# freeze: {layers: REGEX}
+
+
+def _freeze(value):
+    raw = copy.deepcopy(DEFAULT_EXPERIMENT)
+    del raw["freeze_depths"]
+    raw["freeze"] = value
+    return raw
+
+
+def test_freeze_layers_regex_resolves_and_round_trips():
+    experiment = load_experiment(_freeze({"layers": "conv.*"}))
+    assert experiment.config["freeze"] == {"layers": "conv.*"}
+    assert experiment.config["freeze_depths"] is None
+    again = load_experiment(experiment.to_dict())
+    assert again.fingerprint() == experiment.fingerprint()
+    assert load_experiment(None).config["freeze"] is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (
+            {"layers": "conv("},
+            "freeze.layers: expected a Python regular expression matched against "
+            "whole layer names (e.g. \"conv.*\"), received 'conv(' (missing ), "
+            "unterminated subpattern at position 4). Escape special characters such "
+            "as ( [ * with a backslash.",
+        ),
+        ("conv.*", "freeze: expected a mapping like {layers: \"conv.*\"}, received 'conv.*'"),
+        (
+            {"layer": "conv.*"},
+            "freeze.layer: unknown key. Allowed keys: layers. Did you mean 'layers'?",
+        ),
+        ({"layers": ""}, "freeze.layers: expected a non-empty string, received ''"),
+        ({}, "freeze.layers: expected a non-empty string, received None"),
+    ],
+    ids=["bad_regex", "not_a_mapping", "unknown_key", "empty", "missing"],
+)
+def test_freeze_layers_errors_name_the_key_path(value, expected):
+    assert _error(_freeze(value)) == expected
+
+
+def test_freeze_layers_and_freeze_depths_cannot_be_combined():
+    raw = _freeze({"layers": "conv.*"})
+    raw["freeze_depths"] = [1]
+    assert _error(raw) == (
+        "freeze_depths: give either 'freeze_depths' (a depth sweep) or "
+        "'freeze: {layers: REGEX}' (the transferred layers to freeze), not both."
+    )

@@ -365,3 +365,87 @@ def test_sources_trained_through_a_pool_equal_sources_trained_alone():
     # The seed-0 source kept its own weights after the pool trained seed 1.
     for received, wanted in zip(first.get_weights(), first_weights):
         np.testing.assert_array_equal(received, wanted)
+
+
+FREEZE_BY_NAME = {
+    "name": "freeze_by_name",
+    "model": {"builder": "small_cnn"},
+    "source": {"task": "digits:0-4", "epochs": 1, "batch_size": 64},
+    "target": {"task": "digits:5-9", "train_sizes": [20], "epochs": 2, "batch_size": 10,
+               "learning_rate": 0.01},
+    "arms": ["scratch", "fine_tune"],
+    "freeze": {"layers": "conv.*"},
+    "seeds": [1],
+    "scores": [],
+}
+
+
+def test_freeze_layers_regex_freezes_exactly_the_matching_layers(tmp_path):
+    """`freeze: {layers: REGEX}`: conv1 and conv2 keep the source's weights, fc1 trains."""
+    original_transfer = keras_tl.evaluator.transfer_weights
+    original_train = keras_tl.evaluator.train_target
+    signature = inspect.signature(original_train)
+    source_weights, fits = {}, []
+
+    def recording_transfer(source, target, *args, **kwargs):
+        names = [layer.name for layer in source.layers]
+        source_weights.clear()
+        source_weights.update({
+            name: [np.array(w) for w in source.get_layer(name).get_weights()]
+            for name in ("conv1", "conv2", "fc1") if name in names
+        })
+        return original_transfer(source, target, *args, **kwargs)
+
+    def recording_train_target(*args, **kwargs):
+        recipe = signature.bind(*args, **kwargs).arguments["recipe"]
+        source = {name: list(w) for name, w in source_weights.items()}
+        model, epochs = original_train(*args, **kwargs)
+        trained = {name: [np.array(w) for w in model.get_layer(name).get_weights()]
+                   for name in ("conv1", "conv2", "fc1")}
+        fits.append({"recipe": recipe, "source": source, "trained": trained})
+        return model, epochs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_tl.evaluator, "transfer_weights", recording_transfer)
+        patch.setattr(keras_tl.evaluator, "train_target", recording_train_target)
+        results = keras_tl.evaluate(FREEZE_BY_NAME, out=str(tmp_path / "run"))
+    keras.backend.clear_session()
+
+    fine_tune = next(fit for fit in fits if fit["recipe"] == "fine_tune")
+    for name in ("conv1", "conv2"):
+        for source, trained in zip(fine_tune["source"][name], fine_tune["trained"][name]):
+            np.testing.assert_array_equal(trained, source)
+    assert any(not np.array_equal(trained, source) for source, trained
+               in zip(fine_tune["source"]["fc1"], fine_tune["trained"]["fc1"]))
+
+    trials = {t["arm"]: t for t in results.trials}
+    assert all(t["status"] == "ok" for t in results.trials)
+    assert trials["fine_tune"]["frozen"] == ["conv1", "conv2"]
+    assert trials["fine_tune"]["freeze_depth"] == 2
+    assert trials["scratch"]["frozen"] == []
+    assert results.config["freeze"] == {"layers": "conv.*"}
+    assert results.config["freeze_depths"] is None
+    # The report must not claim a depth sweep happened.
+    assert results.summary["best_freeze_depth"] == []
+    assert results.summary["curves"]["freeze_depth"] == []
+    assert any("no depth was swept" in note for note in results.context["notes"])
+
+
+def test_freeze_layers_regex_is_part_of_the_trial_key_and_checked_at_plan_time():
+    from keras_tl.errors import ConfigError
+    from keras_tl.evaluator import TrialSpec, plan
+
+    spec = TrialSpec("fine_tune", 2, 20, 1, "source")
+    conv = load_experiment(FREEZE_BY_NAME)
+    other = load_experiment({**FREEZE_BY_NAME, "freeze": {"layers": "conv1"}})
+    assert spec.key(conv) != spec.key(other)
+    scratch = TrialSpec("scratch", 0, 20, 1)
+    assert scratch.key(conv) == scratch.key(other)
+
+    nothing = load_experiment({**FREEZE_BY_NAME, "freeze": {"layers": "conv"}})
+    with pytest.raises(ConfigError) as raised:
+        plan(nothing)
+    keras.backend.clear_session()
+    message = str(raised.value)
+    assert message.startswith("freeze.layers: 'conv' matches none of the layers")
+    assert "['conv1', 'conv2', 'fc1']" in message
