@@ -518,6 +518,11 @@ def _scores(plan, source, source_model, transferred, depth, task):
     if not is_graph_model(source_model):
         return ({name: None for name in plan.scores}, None,
                 "a subclassed model has no layer graph to read features from")
+    if not _takes_inputs_of(source_model, task):
+        return ({name: None for name in plan.scores}, None,
+                f"the source network reads inputs of shape "
+                f"{tuple(source_model.inputs[0].shape[1:])}, not the target's "
+                f"{task.input_shape}")
     layer = feature_layer(source_model, transferred, depth)
     try:
         values = score_transfer(
@@ -530,11 +535,22 @@ def _scores(plan, source, source_model, transferred, depth, task):
     return values, layer, None
 
 
+def _takes_inputs_of(model, task):
+    """Whether `model` can read `task`'s inputs (a source network built for
+    inputs of another shape shares only the layers whose weights fit)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    return len(shape) == len(task.input_shape) and all(
+        size is None or size == expected for size, expected in zip(shape, task.input_shape)
+    )
+
+
 def _layer_cka(source_model, target_model, transferred, task):
     """Linear CKA, source vs trained target, at the end of every transferred unit,
     on (at most 500 of) the target test inputs: where fine-tuning moved features."""
     if not (is_graph_model(source_model) and is_graph_model(target_model)):
         return None  # A subclassed model's layers have no graph to read from.
+    if not _takes_inputs_of(source_model, task):
+        return None
     layers = [unit_layers[-1] for _, unit_layers in transfer_units(transferred)]
     try:
         similarity = layer_similarity(

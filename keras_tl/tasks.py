@@ -1,7 +1,8 @@
 """Tasks: named data with a kind and fixed, seeded, stratified splits.
 
 A task is plain NumPy: images are channels-last float32 arrays, labels are int64
-class indices (classification), 0/1 (binary) or float32 columns (regression). The
+class indices (classification), 0/1 (binary) or float32 columns (regression);
+inputs too large for memory are `ondisk.DiskArray`s, read a batch at a time. The
 splits are fixed once per task (seed 0), so every trial, arm and backend sees the
 same train / val / test partition; trials draw their training subsets from the
 train split with `Task.subsample`.
@@ -17,16 +18,19 @@ import dataclasses
 import functools
 import hashlib
 import os
+import uuid
 
 import numpy as np
 
+from keras_tl import ondisk
 from keras_tl.errors import DataError
 
 KINDS = ("classification", "binary", "regression")
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0
-# Tasks are held in memory as NumPy arrays (nothing is streamed yet): a Python
-# dataset or an image folder larger than this is refused before it is read whole.
+# The most input data (float32) a task holds in memory: an image folder or a Python
+# dataset larger than this is written to keras-tl's data cache and read from there
+# a batch at a time (`ondisk`).
 MAX_IN_MEMORY_BYTES = 4 * 2**30
 
 _BUILTIN_DESCRIPTIONS = {
@@ -47,7 +51,9 @@ class Task:
         kind: str. `"classification"`, `"binary"` or `"regression"`.
         num_outputs: int. Width of the network head: the number of classes for
             classification, 1 for binary, the number of targets for regression.
-        x_train, y_train, x_val, y_val, x_test, y_test: NumPy arrays.
+        x_train, y_train, x_val, y_val, x_test, y_test: NumPy arrays; inputs
+            larger than memory are `keras_tl.ondisk.DiskArray`s, which index
+            like NumPy arrays and read only the rows asked for.
         class_names: tuple of str or None. The name of each class index, where
             the data has names (`csv:` labels, `images:` folder names, CIFAR-10
             and Fashion-MNIST classes); None otherwise.
@@ -122,7 +128,7 @@ class Task:
         order = _nested_order(self.y_train, self.kind, seed)
         keep = np.sort(order[:count])
         return dataclasses.replace(
-            self, x_train=self.x_train[keep], y_train=self.y_train[keep]
+            self, x_train=ondisk.take_rows(self.x_train, keep), y_train=self.y_train[keep]
         )
 
     def fingerprint(self):
@@ -130,7 +136,8 @@ class Task:
         digest = hashlib.sha256(f"{self.name}|{self.kind}|{self.num_outputs}".encode())
         for split in SPLITS:
             for array in self.split(split):
-                digest.update(np.ascontiguousarray(array).tobytes())
+                for block in ondisk.chunks(array):
+                    digest.update(np.ascontiguousarray(block).tobytes())
         if self.class_names is not None:
             digest.update("|".join(self.class_names).encode())
         return digest.hexdigest()[:16]
@@ -282,7 +289,8 @@ def _clean_split(path, split, x, y, kind):
             f"{path!r}: x_{split} has {len(x)} samples but y_{split} has {len(y)}. "
             f"They must match."
         )
-    x = np.asarray(x, dtype="float32")
+    if not isinstance(x, ondisk.DiskArray):
+        x = np.asarray(x, dtype="float32")
     if x.ndim == 1:
         x = x[:, np.newaxis]
     if kind == "regression":
@@ -357,7 +365,8 @@ def _fill_splits(source, kind, arrays, hint):
         fractions = (0.6, 0.2, 0.2) if len(missing) == 2 else (0.8, 0.2)
         parts = _stratified_split(strata, fractions, SPLIT_SEED)
         for split, part in zip(["train", *missing], parts):
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = x[part], y[part]
+            arrays[f"x_{split}"] = ondisk.take_rows(x, part)
+            arrays[f"y_{split}"] = y[part]
     empty = [split for split in SPLITS if len(arrays[f"y_{split}"]) == 0]
     if empty:
         sizes = ", ".join(f"{split} {len(arrays[f'y_{split}'])}" for split in SPLITS)
@@ -659,19 +668,15 @@ def _images_task(name):
     if size is None:
         first = _load_image(files["train"][0][0], None, mode)
         size = first.shape[:2]
+    image_shape = (*size, 3 if mode == "rgb" else 1)
     num_images = sum(len(pairs) for pairs in files.values())
-    num_bytes = num_images * size[0] * size[1] * (3 if mode == "rgb" else 1) * 4
-    if num_bytes > MAX_IN_MEMORY_BYTES:
-        raise DataError(
-            f"{folder!r}: {num_images} images of {size[0]}x{size[1]} need "
-            f"{num_bytes / 2**30:.1f} GiB as float32, more than the "
-            f"{MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB keras-tl loads into memory (image "
-            f"folders are not streamed). Use a smaller size=HxW or fewer images."
-        )
+    on_disk = num_images * int(np.prod(image_shape)) * 4 > MAX_IN_MEMORY_BYTES
+    key = _images_key(files, image_shape) if on_disk else None
     arrays = {}
     for split, pairs in files.items():
-        images = [_load_image(path, size, mode) for path, _ in pairs]
-        arrays[f"x_{split}"] = np.stack(images)
+        paths = [path for path, _ in pairs]
+        disk_name = f"images-{key}-{split}.f32" if on_disk else None
+        arrays[f"x_{split}"] = _decode_images(paths, image_shape, mode, disk_name)
         arrays[f"y_{split}"] = np.asarray([label for _, label in pairs], dtype="int64")
     _fill_splits(
         repr(folder), "classification", arrays,
@@ -680,6 +685,43 @@ def _images_task(name):
     )
     return Task(name=name, kind="classification", num_outputs=len(class_names),
                 class_names=tuple(class_names), **arrays)
+
+
+def _images_key(files, image_shape):
+    """Names an image folder's decoded files: every file's path, label, size and
+    modification time, and the decoded image shape."""
+    digest = hashlib.sha256(repr(image_shape).encode())
+    for split in sorted(files):
+        for path, label in files[split]:
+            stat = os.stat(path)
+            digest.update(
+                f"{split}|{os.path.abspath(path)}|{label}|{stat.st_size}|"
+                f"{stat.st_mtime_ns}\n".encode()
+            )
+    return digest.hexdigest()[:24]
+
+
+def _decode_images(paths, image_shape, mode, disk_name):
+    """The images as one float32 array, in memory (`disk_name` None) or as a
+    `DiskArray` in the data cache, decoded once and reused by later loads."""
+    size = image_shape[:2]
+    if disk_name is None:
+        images = np.empty((len(paths), *image_shape), dtype="float32")
+        for index, path in enumerate(paths):
+            images[index] = _load_image(path, size, mode)
+        return images
+    shape = (len(paths), *image_shape)
+    cached = os.path.join(ondisk.cache_dir(), disk_name)
+    if os.path.exists(cached) and os.path.getsize(cached) == 4 * np.prod(shape):
+        return ondisk.DiskArray(cached, shape)
+    writer = ondisk.RowWriter(disk_name)
+    try:
+        for path in paths:
+            writer.write(_load_image(path, size, mode)[np.newaxis])
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
 
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -796,7 +838,10 @@ def load_task(name):
       the first image) and scaled to float32 in [0, 1], channels-last. Splits:
       `DIR/train/<class>/`, `DIR/val/<class>/`, `DIR/test/<class>/` when DIR holds
       only such folders (missing val or test: a stratified 20% of train),
-      otherwise stratified 60/20/20. The whole folder is loaded into memory.
+      otherwise stratified 60/20/20. A folder whose decoded images fit in
+      `MAX_IN_MEMORY_BYTES` (4 GiB) is loaded into memory; a larger one is decoded
+      once into `ondisk.cache_dir()` (reused while the files are unchanged) and
+      read a batch at a time.
     * `keras:cifar10`, `keras:mnist`, `keras:fashion_mnist`: through
       `keras.datasets.<name>.load_data()`, which downloads the data into
       `$KERAS_HOME/datasets/` on first use (offline, pre-place the file; the error
@@ -852,15 +897,16 @@ _PREFIXES = ("npz:", "csv:", "images:", "keras:")
 
 
 def register_task(name, train, val=None, test=None, kind="classification",
-                  max_bytes=MAX_IN_MEMORY_BYTES):
+                  max_bytes=None):
     """Makes data held in Python a task that experiments can name.
 
     Each split is `(x, y)` NumPy arrays, a `keras.utils.PyDataset` or (on the
     tensorflow backend only) a `tf.data.Dataset`, the latter two yielding
     batches `(x, y)` (or `(x, y, sample_weight)`; weights are ignored) as
-    `keras.Model.fit` takes them. Datasets are iterated once, into memory: a
-    split larger than `max_bytes` is refused while it is read (tasks are NumPy
-    arrays; nothing is streamed). Missing splits are carved out of train as
+    `keras.Model.fit` takes them. Datasets are iterated once: into memory, or,
+    once a split's inputs pass `max_bytes`, into a file in `ondisk.cache_dir()`
+    that is read a batch at a time and deleted when this process exits. Missing
+    splits are carved out of train as
     for `npz:` (stratified, seed 0). The task lives in this Python process: run
     experiments that name it with `workers=1`.
 
@@ -873,7 +919,8 @@ def register_task(name, train, val=None, test=None, kind="classification",
         test: same, or None (a stratified 20% of train).
         kind: str. `"classification"` (integer labels 0..C-1), `"binary"`
             (0/1) or `"regression"` (float targets).
-        max_bytes: int. Largest size of one split's inputs in memory.
+        max_bytes: int or None. Most bytes of one dataset split's inputs
+            (float32) kept in memory; None: `MAX_IN_MEMORY_BYTES` (4 GiB).
 
     Returns:
         The `Task`.
@@ -898,6 +945,8 @@ def register_task(name, train, val=None, test=None, kind="classification",
             f"register_task: kind must be one of {', '.join(KINDS)}. Received: "
             f"kind={kind!r}."
         )
+    if max_bytes is None:
+        max_bytes = MAX_IN_MEMORY_BYTES
     arrays = {}
     for split, data in (("train", train), ("val", val), ("test", test)):
         if data is None:
@@ -943,24 +992,35 @@ def _split_arrays(name, split, data, max_bytes):
             f"keras.utils.PyDataset or a tf.data.Dataset of (x, y) batches. Received: "
             f"{type(data).__name__}."
         )
-    xs, ys, num_bytes = [], [], 0
-    for batch in batches:
-        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-            raise DataError(
-                f"Task {name!r}: the {split} dataset must yield (x, y) batches. "
-                f"Received an element of type {type(batch).__name__}."
-            )
-        x, y = np.asarray(batch[0]), np.asarray(batch[1])
-        num_bytes += x.size * 4
-        if num_bytes > max_bytes:
-            raise DataError(
-                f"Task {name!r}: the {split} dataset holds more than "
-                f"{max_bytes / 2**30:.2f} GiB of inputs (float32), the most keras-tl "
-                f"reads into memory (datasets are not streamed). Pass a subset, or a "
-                f"larger max_bytes= if the memory is there."
-            )
-        xs.append(x)
-        ys.append(y)
-    if not xs:
+    xs, ys, num_bytes, writer = [], [], 0, None
+    try:
+        for batch in batches:
+            if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+                raise DataError(
+                    f"Task {name!r}: the {split} dataset must yield (x, y) batches. "
+                    f"Received an element of type {type(batch).__name__}."
+                )
+            x, y = np.asarray(batch[0], dtype="float32"), np.asarray(batch[1])
+            if x.ndim == 1:
+                x = x[:, np.newaxis]
+            num_bytes += x.size * 4
+            if writer is None and num_bytes > max_bytes:
+                writer = ondisk.RowWriter(
+                    f"dataset-{os.getpid()}-{uuid.uuid4().hex}.f32", temporary=True
+                )
+                for block in xs:
+                    writer.write(block)
+                xs = []
+            if writer is None:
+                xs.append(x)
+            else:
+                writer.write(x)
+            ys.append(y)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if not ys:
         raise DataError(f"Task {name!r}: the {split} dataset yielded no batches.")
-    return np.concatenate(xs), np.concatenate(ys)
+    x = np.concatenate(xs) if writer is None else writer.finish()
+    return x, np.concatenate(ys)

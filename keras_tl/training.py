@@ -16,6 +16,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tl import ondisk
 from keras_tl.applications import transfer_units
 from keras_tl.distribution import fitting
 from keras_tl.errors import ConfigError
@@ -389,9 +390,9 @@ def _digest(prefix, inputs):
     digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
     for weight in prefix.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
-    inputs = np.ascontiguousarray(inputs)
     digest.update(f"{inputs.shape}{inputs.dtype}".encode())
-    digest.update(inputs.tobytes())
+    for block in ondisk.chunks(inputs):
+        digest.update(np.ascontiguousarray(block).tobytes())
     return digest.hexdigest()
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import keras_tl
+import keras_tl.ondisk
 import keras_tl.tasks
 from keras_tl.errors import DataError
 from keras_tl.tasks import load_task
@@ -456,6 +457,32 @@ def test_evaluate_with_images_target_and_digits_source(tmp_path):
     assert [trial["status"] for trial in results.trials] == ["ok"] * 4
 
 
+@pytest.mark.slow
+def test_a_source_built_for_other_inputs_transfers_what_fits_and_says_why_no_scores(
+    tmp_path
+):
+    folder = _write_images(tmp_path / "images", num_per_class=10)
+    results = keras_tl.evaluate(
+        {
+            "model": {"builder": "small_cnn", "filters": [4, 4], "units": 8},
+            # digits are 8x8x1; the RGB target is 8x8x3, so conv1 is not copied.
+            "source": {"task": "digits", "epochs": 1, "batch_size": 2048},
+            "target": {"task": f"images:{folder}?size=8x8", "train_sizes": [12],
+                       "epochs": 1, "batch_size": 12},
+            "arms": ["scratch", "fine_tune"], "freeze_depths": [0], "seeds": 1,
+            "scores": ["logme"],
+        },
+        out=str(tmp_path / "run"),
+    )
+    trial = next(t for t in results.trials if t["arm"] == "fine_tune")
+    assert trial["status"] == "ok"
+    assert trial["scores"] == {"logme": None}
+    assert "reads inputs of shape (8, 8, 1), not the target's (8, 8, 3)" in (
+        trial["score_error"]
+    )
+    assert trial["cka"] is None
+
+
 # Python objects: register_task with NumPy arrays, keras.utils.PyDataset, tf.data.
 
 
@@ -508,10 +535,19 @@ def test_a_pydataset_is_read_once_into_the_same_arrays():
     assert task.sizes() == {"train": 80, "val": 20, "test": 20}
 
 
-def test_a_dataset_larger_than_the_memory_bound_is_refused_while_read():
+def test_a_dataset_over_the_memory_bound_is_written_to_disk_while_read(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("KERAS_TL_CACHE_DIR", str(tmp_path))
     x, y = _parity_arrays()
-    with pytest.raises(DataError, match="not streamed"):
-        keras_tl.register_task("too_big", train=_Batches(x, y), max_bytes=10_000)
+    task = keras_tl.register_task(
+        "parity_on_disk", train=_Batches(x, y), kind="binary", max_bytes=10_000
+    )
+    assert isinstance(task.x_train, keras_tl.ondisk.DiskArray)
+    rows = np.concatenate([np.asarray(task.split(split)[0]) for split in SPLITS])
+    np.testing.assert_array_equal(np.sort(rows.ravel()), np.sort(x.ravel()))
+    assert task.sizes() == {"train": 72, "val": 24, "test": 24}
+    assert len(os.listdir(tmp_path / "data")) == 1
 
 
 def test_register_task_refuses_names_and_data_it_cannot_take():
@@ -550,11 +586,3 @@ class _StandInDataset:
 def test_a_tf_data_dataset_is_refused_with_the_fix_on_other_backends():
     with pytest.raises(DataError, match="tensorflow backend only.*PyDataset"):
         keras_tl.register_task("parity_tf", train=_StandInDataset())
-
-
-def test_an_image_folder_too_large_for_memory_is_refused_before_reading(
-    rgb_folder, monkeypatch
-):
-    monkeypatch.setattr(keras_tl.tasks, "MAX_IN_MEMORY_BYTES", 1000)
-    with pytest.raises(DataError, match="not streamed.*smaller size"):
-        load_task(f"images:{rgb_folder}")
