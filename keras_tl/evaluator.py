@@ -31,7 +31,7 @@ from keras_tl.executors import (
 )
 from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network, is_graph_model, load_model_file
-from keras_tl.results import build_results, provenance
+from keras_tl.results import build_results, provenance, results_from_store
 from keras_tl.scores.similarity import layer_similarity
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
@@ -926,19 +926,15 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             shutil.rmtree(scratch_folder, ignore_errors=True)
     try:
         keys = {spec.key(experiment) for spec in the_plan.trials}
-        # Results always come from the store, exactly as `keras-tl report` builds them.
-        stored = store.records() if store else list(records.values())
-        stored = [record for record in stored if record["key"] in keys]
         run_provenance = provenance(experiment, command)
-        config = experiment.to_dict()
         if store:
+            # From the store, exactly as `keras-tl report` builds them.
             store.set_meta("provenance", run_provenance)
-            config, context, run_provenance = (
-                store.get_meta(name) for name in ("experiment", "context", "provenance")
-            )
-        results = build_results(config, context, stored, run_provenance)
-        if out:
+            results = results_from_store(store, keys)
             results.write(out)
+        else:
+            stored = [record for key, record in records.items() if key in keys]
+            results = build_results(experiment.to_dict(), context, stored, run_provenance)
         return results
     finally:
         if store:

@@ -617,12 +617,20 @@ def rebuild(folder):
     """
     store = TrialStore.open_existing(folder)
     try:
-        config = store.get_meta("experiment")
-        context = store.get_meta("context")
-        provenance_record = store.get_meta("provenance") or {}
-        records = store.records()
+        results = results_from_store(store)
     finally:
         store.close()
-    results = build_results(config, context, records, provenance_record)
     results.write(folder)
     return results
+
+
+def results_from_store(store, keys=None):
+    """`Results` from what a run's store holds: the experiment, data context and
+    provenance it recorded, and its trial records (those in `keys`, if given)."""
+    config, context, provenance_record = (
+        store.get_meta(name) for name in ("experiment", "context", "provenance")
+    )
+    records = store.records()
+    if keys is not None:
+        records = [record for record in records if record["key"] in keys]
+    return build_results(config, context, records, provenance_record or {})
