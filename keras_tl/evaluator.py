@@ -18,7 +18,7 @@ import time
 
 import keras
 
-from keras_tl import distribution
+from keras_tl import distribution, ondisk
 from keras_tl import metrics as task_metrics
 from keras_tl.applications import transfer_units
 from keras_tl.config import ARM_RECIPES, load_experiment
@@ -554,7 +554,8 @@ def _layer_cka(source_model, target_model, transferred, task):
     layers = [unit_layers[-1] for _, unit_layers in transfer_units(transferred)]
     try:
         similarity = layer_similarity(
-            source_model, target_model, task.x_test[:500], layers, layers
+            source_model, target_model, ondisk.take_rows(task.x_test, slice(0, 500)),
+            layers, layers,
         )
     except KerasTLError:
         return None

@@ -37,6 +37,7 @@ import re
 import keras
 import numpy as np
 
+from keras_tl import ondisk
 from keras_tl.distribution import fitting
 from keras_tl.errors import ConfigError
 from keras_tl.metrics import compute_metrics
@@ -232,19 +233,24 @@ def _joint_batch(parts, keys, weights):
     Head `keys[i]` gets the labels of part `i` on its rows, zeros elsewhere, and
     the sample weight `weights[i] * B / n_i` on its rows, 0 elsewhere.
     """
-    sizes = [len(x) for x, _ in parts]
-    total = sum(sizes)
     x = np.concatenate([x for x, _ in parts], axis=0)
+    return (x, *_joint_targets([y for _, y in parts], keys, weights))
+
+
+def _joint_targets(labels_by_part, keys, weights):
+    """The `(targets, sample_weights)` of `_joint_batch` for these parts' labels."""
+    sizes = [len(y) for y in labels_by_part]
+    total = sum(sizes)
     targets, sample_weights = {}, {}
     start = 0
-    for (_, y), key, weight, size in zip(parts, keys, weights, sizes):
+    for y, key, weight, size in zip(labels_by_part, keys, weights, sizes):
         labels = np.zeros((total,) + y.shape[1:], dtype=y.dtype)
         labels[start:start + size] = y
         mask = np.zeros(total, dtype="float32")
         mask[start:start + size] = weight * total / size
         targets[key], sample_weights[key] = labels, mask
         start += size
-    return x, targets, sample_weights
+    return targets, sample_weights
 
 
 class FusedDataset(keras.utils.PyDataset):
@@ -352,9 +358,41 @@ class FusedDataset(keras.utils.PyDataset):
         return _joint_batch(parts, self.keys, self.loss_weights)
 
 
-def _validation_data(tasks, keys, weights):
+def _validation_data(tasks, keys, weights, batch_size):
     parts = [(task.x_val, _labels(task.kind, task.y_val)) for task in tasks]
+    if any(isinstance(x, ondisk.DiskArray) for x, _ in parts):
+        return JointValidation(parts, keys, weights, batch_size)
     return _joint_batch(parts, keys, weights)
+
+
+class JointValidation(keras.utils.PyDataset):
+    """`_joint_batch` of the fused tasks' val splits, `batch_size` rows a step:
+    the batches `model.fit` would slice from the concatenated arrays, read a
+    batch at a time (for splits on disk)."""
+
+    def __init__(self, parts, keys, weights, batch_size):
+        super().__init__()
+        self._xs = [x for x, _ in parts]
+        self._targets, self._weights = _joint_targets([y for _, y in parts], keys, weights)
+        self._starts = np.cumsum([0] + [len(x) for x in self._xs])
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return math.ceil(self._starts[-1] / self.batch_size)
+
+    def __getitem__(self, index):
+        start = index * self.batch_size
+        stop = min(start + self.batch_size, self._starts[-1])
+        pieces = [
+            x[max(start, first) - first:min(stop, first + len(x)) - first]
+            for x, first in zip(self._xs, self._starts)
+            if max(start, first) < min(stop, first + len(x))
+        ]
+
+        def rows(by_key):
+            return {key: values[start:stop] for key, values in by_key.items()}
+
+        return np.concatenate(pieces), rows(self._targets), rows(self._weights)
 
 
 def fit_fused(model, tasks, head_names, settings, seed, loss_weights=None):
@@ -407,11 +445,13 @@ def fit_fused(model, tasks, head_names, settings, seed, loss_weights=None):
                 restore_best_weights=True,
             )
         )
-        validation_data = _validation_data(tasks, keys, dataset.loss_weights)
+        validation_data = _validation_data(
+            tasks, keys, dataset.loss_weights, settings.batch_size
+        )
     step_rows = {sum(map(len, dataset.rows(step).values())) for step in range(len(dataset))}
     datasets = [(rows, rows) for rows in step_rows]  # Each step is one batch.
     if validation_data is not None:
-        datasets.append((len(validation_data[0]), settings.batch_size))
+        datasets.append((sum(len(task.y_val) for task in tasks), settings.batch_size))
     keras.utils.set_random_seed(seed)
     with fitting(*datasets):
         history = model.fit(

@@ -6,11 +6,14 @@ on the target inputs; prediction scores (LEEP, NCE) read the source model's clas
 probabilities on them. Regression targets support LogME only.
 """
 
+import math
+
 import keras
 import numpy as np
 
 from keras_tl.applications import transfer_units
-from keras_tl.errors import ConfigError
+from keras_tl import tasks
+from keras_tl.errors import ConfigError, DataError
 from keras_tl.models import HEAD
 from keras_tl.scores.transferability import SCORES
 from keras_tl.training import predict
@@ -53,6 +56,15 @@ def layer_features(model, layer_name, x):
             f"{[layer.name for layer in model.layers]}."
         )
     extractor = keras.Model(model.inputs[0], model.get_layer(layer_name).output)
+    width = math.prod(extractor.outputs[0].shape[1:])
+    if len(x) * width * 8 > tasks.MAX_IN_MEMORY_BYTES:
+        raise DataError(
+            f"Scores at layer {layer_name!r} need {len(x)} x {width} float64 features "
+            f"({len(x) * width * 8 / 2**30:.1f} GiB), more than the "
+            f"{tasks.MAX_IN_MEMORY_BYTES / 2**30:.1f} GiB keras-tl holds in memory. "
+            f"Score a later layer (a deeper freeze depth, or --layer), fewer rows "
+            f"(smaller train_sizes), or leave feature scores out (scores: [leep, nce])."
+        )
     features = predict(extractor, x)
     return features.reshape(len(x), -1).astype("float64")
 

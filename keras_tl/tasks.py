@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import hashlib
 import os
-import uuid
 
 import numpy as np
 
@@ -687,10 +686,14 @@ def _images_task(name):
                 class_names=tuple(class_names), **arrays)
 
 
+# Part of the key of decoded image folders: bump it when `_load_image` changes.
+_DECODER_VERSION = 1
+
+
 def _images_key(files, image_shape):
     """Names an image folder's decoded files: every file's path, label, size and
-    modification time, and the decoded image shape."""
-    digest = hashlib.sha256(repr(image_shape).encode())
+    modification time, the decoded image shape and the decoder's version."""
+    digest = hashlib.sha256(f"{_DECODER_VERSION}|{image_shape}".encode())
     for split in sorted(files):
         for path, label in files[split]:
             stat = os.stat(path)
@@ -712,16 +715,19 @@ def _decode_images(paths, image_shape, mode, disk_name):
         return images
     shape = (len(paths), *image_shape)
     cached = os.path.join(ondisk.cache_dir(), disk_name)
-    if os.path.exists(cached) and os.path.getsize(cached) == 4 * np.prod(shape):
-        return ondisk.DiskArray(cached, shape)
-    writer = ondisk.RowWriter(disk_name)
-    try:
-        for path in paths:
-            writer.write(_load_image(path, size, mode)[np.newaxis])
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.finish()
+    # One process decodes; the others (workers loading the task at once) wait
+    # for it and then read its file.
+    with ondisk.exclusive(disk_name):
+        if os.path.exists(cached) and os.path.getsize(cached) == 4 * np.prod(shape):
+            return ondisk.DiskArray(cached, shape)
+        writer = ondisk.RowWriter(disk_name)
+        try:
+            for path in paths:
+                writer.write(_load_image(path, size, mode)[np.newaxis])
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.finish()
 
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -1005,9 +1011,7 @@ def _split_arrays(name, split, data, max_bytes):
                 x = x[:, np.newaxis]
             num_bytes += x.size * 4
             if writer is None and num_bytes > max_bytes:
-                writer = ondisk.RowWriter(
-                    f"dataset-{os.getpid()}-{uuid.uuid4().hex}.f32", temporary=True
-                )
+                writer = ondisk.RowWriter(kind="dataset")
                 for block in xs:
                     writer.write(block)
                 xs = []

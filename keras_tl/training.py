@@ -89,13 +89,14 @@ def _labels_for_fit(kind, y):
     return y.reshape(-1, 1).astype("float32") if kind == "binary" else y
 
 
-def predict(model, x, batch_size=PREDICT_BATCH_SIZE):
+def predict(model, x, batch_size=None):
     """Model outputs on `x` in inference mode, as a NumPy array (a list of them for
     a model with several outputs).
 
     Calls the model directly, batch by batch, instead of `Model.predict`, which
     traces and compiles a predict function for every new model.
     """
+    batch_size = batch_size or PREDICT_BATCH_SIZE
     with warnings.catch_warnings():
         # Models loaded from files declare their one input as a list; a plain
         # array is what they mean, and Keras handles it, but warns on every call.
@@ -332,7 +333,8 @@ class FeatureCache:
     the prefix (its layers' configs and weights) and of the inputs, so a hit is
     always the array the trial would have computed. Arrays are kept in memory up
     to `memory_mb`; beyond that they are written to `folder` as `.npy` files and
-    read back memory-mapped (without a folder they are not kept).
+    read back memory-mapped (without a folder they are not kept). Outputs on
+    inputs read from disk (`ondisk.DiskArray`) are files already, and kept as such.
 
     Args:
         memory_mb: number. Memory for cached arrays, in MB.
@@ -354,16 +356,18 @@ class FeatureCache:
         self._used = 0
 
     def features(self, prefix, inputs):
-        """`predict(prefix, inputs)`, computed once per prefix and inputs."""
+        """`prefix_outputs(prefix, inputs)`, computed once per prefix and inputs."""
         self.requested += 1
         key = _digest(prefix, inputs)
         if key in self._arrays:
             return self._arrays[key]
         if key in self._files:
             return np.load(self._files[key], mmap_mode="r")
-        values = predict(prefix, inputs)
+        values = prefix_outputs(prefix, inputs)
         self.computed += 1
-        if self._used + values.nbytes <= self.memory_bytes:
+        if isinstance(values, ondisk.DiskArray):
+            self._arrays[key] = values  # A file: no memory to count.
+        elif self._used + values.nbytes <= self.memory_bytes:
             self._arrays[key] = values
             self._used += values.nbytes
         elif self.folder:
@@ -377,11 +381,30 @@ class FeatureCache:
 
     def clear(self):
         """Drops the arrays in memory and deletes the spilled files."""
+        for values in self._arrays.values():
+            if isinstance(values, ondisk.DiskArray):
+                os.remove(values.path)
         self._arrays.clear()
         self._used = 0
         for path in self._files.values():
             os.remove(path)
         self._files.clear()
+
+
+def prefix_outputs(prefix, inputs):
+    """`predict(prefix, inputs)`; for inputs on disk (`ondisk.DiskArray`) the
+    outputs go to a file of this process too, a chunk at a time, and come back
+    as a `DiskArray` (delete its `path` when done)."""
+    if not isinstance(inputs, ondisk.DiskArray):
+        return predict(prefix, inputs)
+    writer = ondisk.RowWriter(kind="features")
+    try:
+        for block in ondisk.chunks(inputs):
+            writer.write(predict(prefix, block))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
 
 
 def _digest(prefix, inputs):
@@ -390,9 +413,12 @@ def _digest(prefix, inputs):
     digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
     for weight in prefix.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
+    if isinstance(inputs, ondisk.DiskArray):
+        digest.update(inputs.identity())  # Not its contents: that is a full read.
+        return digest.hexdigest()
+    inputs = np.ascontiguousarray(inputs)
     digest.update(f"{inputs.shape}{inputs.dtype}".encode())
-    for block in ondisk.chunks(inputs):
-        digest.update(np.ascontiguousarray(block).tobytes())
+    digest.update(inputs.tobytes())
     return digest.hexdigest()
 
 
@@ -407,8 +433,10 @@ def _fit_on_prefix_features(model, cut, task, settings, seed, pool, feature_cach
     """
     layers = model.layers
     prefix = keras.Model(layers[0].output, layers[cut].output)
-    compute = feature_cache.features if feature_cache else predict
-    features = {split: compute(prefix, task.split(split)[0]) for split in ("train", "val")}
+    compute = feature_cache.features if feature_cache else prefix_outputs
+    # The val split only feeds early stopping.
+    splits = ("train", "val") if settings.patience is not None else ("train",)
+    features = {split: compute(prefix, task.split(split)[0]) for split in splits}
     inputs = keras.Input(shape=features["train"].shape[1:], name="prefix_features")
     outputs = inputs
     rest = [layer.__class__.from_config(layer.get_config()) for layer in layers[cut + 1:]]
@@ -422,11 +450,19 @@ def _fit_on_prefix_features(model, cut, task, settings, seed, pool, feature_cach
         rest = suffix.layers[1:]
     else:
         compile_model(suffix, task.kind, settings.optimizer, settings.learning_rate)
+    no_rows = features["train"][:0]
     feature_task = dataclasses.replace(
-        task, x_train=features["train"], x_val=features["val"],
-        x_test=features["val"][:0],
+        task, x_train=features["train"], x_val=features.get("val", no_rows),
+        y_val=task.y_val if "val" in features else task.y_val[:0], x_test=no_rows,
+        y_test=task.y_test[:0],
     )
-    epochs = fit(suffix, feature_task, settings, seed)
+    try:
+        epochs = fit(suffix, feature_task, settings, seed)
+    finally:
+        if feature_cache is None:  # Outputs written to files are this trial's own.
+            for values in features.values():
+                if isinstance(values, ondisk.DiskArray):
+                    os.remove(values.path)
     for clone, layer in zip(rest, layers[cut + 1:]):
         layer.set_weights(clone.get_weights())
     return epochs

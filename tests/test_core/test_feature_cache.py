@@ -96,6 +96,25 @@ def test_the_cache_is_used_for_frozen_prefixes(monkeypatch):
     assert np.isfinite(training.evaluate(model, task, "test")["loss"])
 
 
+def test_with_early_stopping_cached_trials_stop_where_uncached_ones_do():
+    runs = {}
+    for cache in (False, True):
+        experiment = load_experiment({
+            "source": {"task": "digits:0-4", "epochs": 2},
+            "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 30,
+                       "batch_size": 10, "learning_rate": 0.05},
+            "arms": ["scratch", "fine_tune"], "freeze_depths": [2], "seeds": 1,
+            "scores": [], "cache_features": cache, "early_stopping": {"patience": 1},
+        })
+        the_plan = plan(experiment)
+        sources, pool = SourceModels(the_plan), ModelPool()
+        runs[cache] = [run_trial(the_plan, spec, sources, pool) for spec in the_plan.trials]
+    for plain, cached in zip(runs[False], runs[True]):
+        assert cached["epochs"] == plain["epochs"] < 30
+        assert cached["test"]["accuracy"] == plain["test"]["accuracy"]
+        assert cached["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def shared_cache_runs(tmp_path_factory):
     """The same trials without a shared cache, with one in memory, and with one
@@ -133,11 +152,12 @@ def test_a_shared_cache_gives_the_same_trials_in_memory_and_spilled(shared_cache
 def test_a_shared_cache_computes_each_prefix_once(shared_cache_runs):
     _, caches, files, folder = shared_cache_runs
     # fine_tune@1 (2 rates), fine_tune@3 and linear_probe (both freeze all 3 units,
-    # 2 rates each): 6 prefix runs over train and val, 2 distinct prefixes.
+    # 2 rates each): 6 prefix runs over train (no early stopping: val is not
+    # needed), 2 distinct prefixes.
     for name in ("memory", "spilled"):
-        assert caches[name].requested == 12, name
-        assert caches[name].computed == 4, name
-    assert len(files) == 4 and all(name.endswith(".npy") for name in files)
+        assert caches[name].requested == 6, name
+        assert caches[name].computed == 2, name
+    assert len(files) == 2 and all(name.endswith(".npy") for name in files)
     assert os.listdir(folder) == []  # clear() deleted the spilled arrays.
 
 

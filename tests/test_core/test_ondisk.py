@@ -4,13 +4,17 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import keras_tl
-from keras_tl import ondisk, tasks
+import keras_tl.models
+from keras_tl import fusion, ondisk, scoring, tasks, training
+from keras_tl.errors import DataError
 from keras_tl.tasks import load_task
 
 
@@ -33,10 +37,29 @@ def test_a_disk_array_indexes_like_the_numpy_array_it_holds():
     array = _disk_array(values)
     assert array.shape == values.shape and len(array) == 30 and array.ndim == 3
     rows = np.array([7, 2, 2, 29])
-    for key in (3, -1, slice(4, 9), slice(None, None, 5), rows, (rows, 1)):
+    keys = (3, -1, slice(4, 9), slice(None, None, 5), rows, [], values[:, 0, 0] > 0.5,
+            (rows, 1), (3, 1), (slice(2, 6), slice(None), 0))
+    for key in keys:
         np.testing.assert_array_equal(array[key], values[key])
         assert type(array[key]) is np.ndarray
     np.testing.assert_array_equal(np.asarray(array), values)
+    subset = array.take(rows)
+    np.testing.assert_array_equal(subset[(slice(1, 3), 2)], values[rows][1:3, 2])
+
+
+@pytest.mark.parametrize("key", [(Ellipsis, 0), ([0, 1], [1, 2]), np.zeros((2, 2), int)])
+def test_a_disk_array_refuses_keys_it_would_answer_differently_from_numpy(key):
+    with pytest.raises(TypeError, match="DiskArray"):
+        _disk_array(np.zeros((4, 3, 2), dtype="float32"))[key]
+
+
+def test_a_relative_cache_folder_gives_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_TL_CACHE_DIR", "relative")
+    array = _disk_array(np.ones((3, 2), dtype="float32"))
+    assert os.path.isabs(array.path)
+    monkeypatch.chdir("/")
+    np.testing.assert_array_equal(array[:], np.ones((3, 2)))
 
 
 def test_taking_rows_reads_nothing_and_composes():
@@ -65,7 +88,24 @@ def test_a_file_appears_under_its_name_only_when_finished(data_cache):
     aborted = ondisk.RowWriter("aborted.f32")
     aborted.write(np.ones((3, 2)))
     aborted.abort()
-    assert os.listdir(data_cache) == ["partial.f32"]
+    assert sorted(os.listdir(data_cache)) == ["partial.f32"]
+
+
+def test_files_of_processes_that_are_gone_are_deleted_by_the_next_writer(data_cache):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    mine = ondisk.RowWriter(kind="dataset")  # This process's: kept.
+    mine.write(np.ones((2, 2)))
+    mine_path = mine.finish().path
+    left = [ondisk.process_file_name("dataset").replace(f"-{os.getpid()}-", f"-{dead_pid}-")]
+    left.append(f"images-abc-train.f32.{left[0][:-4].replace('dataset', 'partial')}.partial")
+    for name in left:
+        (data_cache / name).write_bytes(b"\0" * 8)
+    writer = ondisk.RowWriter("next.f32")
+    writer.write(np.ones((1, 2)))
+    writer.finish()
+    assert sorted(os.listdir(data_cache)) == sorted([os.path.basename(mine_path), "next.f32"])
 
 
 # images: folders larger than the memory bound
@@ -116,7 +156,7 @@ def test_a_decoded_folder_is_reused_until_its_files_change(
 ):
     first = _load_on_disk(image_task_name, monkeypatch)
     # One file: val and test are rows of the folder's train split.
-    assert len(os.listdir(data_cache)) == 1
+    assert len([name for name in os.listdir(data_cache) if name.endswith(".f32")]) == 1
 
     def refuse(path, size, mode):
         raise AssertionError("an image was decoded again")
@@ -129,37 +169,105 @@ def test_a_decoded_folder_is_reused_until_its_files_change(
     Image.new("RGB", (8, 8), (255, 0, 0)).save(changed)
     os.utime(changed, ns=(0, 10**18))
     _load_on_disk(image_task_name, monkeypatch)
-    assert len(os.listdir(data_cache)) == 2
+    assert len([name for name in os.listdir(data_cache) if name.endswith(".f32")]) == 2
+
+
+def test_processes_loading_a_folder_at_once_decode_it_once(image_task_name, monkeypatch):
+    decoded, load_image = [], tasks._load_image
+
+    def slow_load(path, size, mode):
+        decoded.append(path)
+        time.sleep(0.01)
+        return load_image(path, size, mode)
+
+    monkeypatch.setattr(tasks, "MAX_IN_MEMORY_BYTES", 1)
+    monkeypatch.setattr(tasks, "_load_image", slow_load)
+    name = f"{image_task_name}?size=8x8"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(load_task(name)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(decoded) == 45  # 3 classes x 15 images, once.
+    np.testing.assert_array_equal(results[0].x_train[:], results[1].x_train[:])
 
 
 @pytest.mark.slow
 def test_a_sweep_on_a_folder_read_from_disk_gives_the_in_memory_results(
-    image_task_name, tmp_path, monkeypatch
+    image_task_name, tmp_path, monkeypatch, data_cache
 ):
     experiment = {
         "model": {"builder": "small_cnn", "filters": [4, 4], "units": 8},
         "source": {"task": "digits", "epochs": 1, "batch_size": 2048},
         "target": {"task": f"{image_task_name}?mode=grayscale", "train_sizes": [18],
-                   "epochs": 3,
-                   "batch_size": 6},
-        # fine_tune at depth 1 trains on cached frozen-prefix features.
+                   "epochs": 3, "batch_size": 6},
+        # fine_tune at depth 1 trains on cached frozen-prefix features of the train
+        # and (for early stopping) val splits.
         "arms": ["scratch", "fine_tune", "linear_probe"], "freeze_depths": [1],
-        "seeds": 2, "scores": ["logme"],
+        "seeds": 2, "scores": ["logme"], "early_stopping": {"patience": 2},
     }
     in_memory = keras_tl.evaluate(experiment, out=str(tmp_path / "memory"))
 
     def whole_array(self, dtype=None, copy=None):
         raise AssertionError("a whole DiskArray was read into memory")
 
+    reads, read_rows = [], ondisk.DiskArray.__getitem__
+
+    def counted_read(self, key):
+        values = read_rows(self, key)
+        reads.append(len(values))
+        return values
+
     with monkeypatch.context() as patch:
         patch.setattr(tasks, "MAX_IN_MEMORY_BYTES", 1)
+        patch.setattr(ondisk, "_CHUNK_ROWS", 4)
+        patch.setattr(training, "PREDICT_BATCH_SIZE", 4)
         patch.setattr(ondisk.DiskArray, "__array__", whole_array)
+        patch.setattr(ondisk.DiskArray, "__getitem__", counted_read)
         on_disk = keras_tl.evaluate(experiment, out=str(tmp_path / "disk"))
     assert len(on_disk.trials) == 6
     for memory, disk in zip(in_memory.trials, on_disk.trials):
         assert disk["status"] == memory["status"] == "ok", disk.get("error")
         assert disk["test"]["accuracy"] == memory["test"]["accuracy"]
         assert disk["test"]["loss"] == pytest.approx(memory["test"]["loss"], rel=1e-6)
+        assert disk["epochs"] == memory["epochs"]
+        if disk["arm"] != "scratch":  # Features of 18 rows "exceed" a 1-byte bound.
+            assert "GiB keras-tl holds in memory" in disk["score_error"]
+    # Batches of 6 rows, chunks of 4, and CKA's 9 test rows (the train split is 27):
+    # never a whole split.
+    assert 0 < max(reads) <= 9
+    # Prefix outputs on disk were this run's own files, deleted with its cache.
+    assert [name for name in os.listdir(data_cache) if name.startswith("features")] == []
+
+
+def test_fused_validation_batches_from_disk_are_the_in_memory_ones():
+    rng = np.random.default_rng(0)
+    x_a, y_a = rng.random((23, 4)).astype("float32"), np.arange(23) % 3
+    x_b, y_b = rng.random((10, 4)).astype("float32"), np.arange(10) % 2
+    keys, weights = ["a", "b"], [1.0, 0.5]
+    x, targets, sample_weights = fusion._joint_batch([(x_a, y_a), (x_b, y_b)], keys, weights)
+    batches = fusion.JointValidation(
+        [(_disk_array(x_a, "a.f32"), y_a), (_disk_array(x_b, "b.f32"), y_b)], keys,
+        weights, batch_size=8,
+    )
+    assert len(batches) == 5
+    for index in range(len(batches)):
+        rows = slice(8 * index, 8 * index + 8)
+        batch_x, batch_targets, batch_weights = batches[index]
+        np.testing.assert_array_equal(batch_x, x[rows])
+        for key in keys:
+            np.testing.assert_array_equal(batch_targets[key], targets[key][rows])
+            np.testing.assert_array_equal(batch_weights[key], sample_weights[key][rows])
+
+
+def test_scores_on_features_larger_than_memory_are_refused_with_the_fix(monkeypatch):
+    task = load_task("digits")
+    model = keras_tl.models.Network("small_cnn").build(task.input_shape, 10, seed=0)
+    monkeypatch.setattr(tasks, "MAX_IN_MEMORY_BYTES", 100 * 8 * 16)
+    with pytest.raises(DataError, match="need 200 x .* float64 features.*Score a later"):
+        scoring.layer_features(model, "fc1", task.x_train[:200])
 
 
 # Python datasets larger than the memory bound (see also test_user_data.py)
