@@ -160,9 +160,12 @@ def paired_difference(values, baseline, higher_is_better=True, confidence=0.95):
     `mean(d) / std(d)` (Cohen's d_z).
 
     When all differences are identical (zero standard deviation, up to float
-    round-off) the t statistic is infinite or undefined; this function then
-    defines `p_value = 0.0` if the mean difference is non-zero and `1.0` if it is
-    zero, and `effect_size = None`. The Wilcoxon p-value is `1.0` when every
+    round-off; common with accuracies on a small test split) the t statistic is
+    infinite or undefined. `p_value` is then the exact two-sided sign-flip
+    (permutation) p-value, `2 / 2**n` if the mean difference is non-zero (of the
+    `2**n` equally likely sign patterns under the null, only all-positive and
+    all-negative reach it: 0.25 for 3 pairs, 0.0625 for 5) and `1.0` if it is
+    zero; `effect_size` is None. The Wilcoxon p-value is `1.0` when every
     difference is zero.
 
     Args:
@@ -209,7 +212,7 @@ def paired_difference(values, baseline, higher_is_better=True, confidence=0.95):
     p_value = effect_size = wilcoxon_p_value = None
     if n >= 2:
         if std == 0.0:
-            p_value = 0.0 if mean != 0.0 else 1.0
+            p_value = 2.0 ** (1 - n) if mean != 0.0 else 1.0
         else:
             p_value = _float_or_none(scipy_stats.ttest_1samp(differences, 0.0).pvalue)
             effect_size = mean / std

@@ -120,8 +120,12 @@ def test_paired_difference_constant_differences_follow_the_documented_rule():
     # 0.3 - 0.2 and 0.5 - 0.4 differ in the last bit; still "identical".
     shifted = stats.paired_difference([0.3, 0.5, 0.7], [0.2, 0.4, 0.6])
     assert shifted["std"] == 0.0
-    assert shifted["p_value"] == 0.0
+    # The sign-flip test: 2 of the 2**3 sign patterns reach |mean| = 0.1.
+    assert shifted["p_value"] == 0.25
     assert shifted["effect_size"] is None
+    assert stats.verdict(shifted["mean"], shifted["p_value"]) == "inconclusive"
+    six = stats.paired_difference([0.1] * 6, [0.0] * 6)
+    assert six["p_value"] == 2 / 2**6
     same = stats.paired_difference([0.3] * 6, [0.3] * 6)
     assert same["p_value"] == 1.0
     assert same["wilcoxon_p_value"] == 1.0
