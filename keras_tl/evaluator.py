@@ -33,6 +33,7 @@ from keras_tl.fusion import build_fused, evaluate_fused, fit_fused
 from keras_tl.models import Network, is_graph_model, load_model_file
 from keras_tl.results import build_results, provenance, results_from_store
 from keras_tl.scores.similarity import layer_similarity
+from keras_tl.scores.transferability import SCORES
 from keras_tl.scoring import default_scores, feature_layer, score_transfer
 from keras_tl.store import STORE_NAME, TrialStore
 from keras_tl.tasks import is_registered, load_task
@@ -255,7 +256,9 @@ def plan(experiment):
         notes.append(
             f"The target network {target_model.name!r} is a subclassed keras.Model (no "
             f"layer graph): the frozen-prefix feature cache is disabled, so every epoch "
-            f"runs the whole network; transfer units follow model.layers order."
+            f"runs the whole network; transfer units follow model.layers order; "
+            f"feature-based scores (LogME, H-score, GBC, TransRate) and layer CKA are "
+            f"not computed (they read layer outputs), prediction scores (LEEP, NCE) are."
         )
     sources = {}
     for index in range(len(config["sources"])):
@@ -515,23 +518,26 @@ def _scores(plan, source, source_model, transferred, depth, task):
     """
     if not plan.scores:
         return None, None, None
-    if not is_graph_model(source_model):
-        return ({name: None for name in plan.scores}, None,
-                "a subclassed model has no layer graph to read features from")
-    if not _takes_inputs_of(source_model, task):
+    if is_graph_model(source_model) and not _takes_inputs_of(source_model, task):
         return ({name: None for name in plan.scores}, None,
                 f"the source network reads inputs of shape "
                 f"{tuple(source_model.inputs[0].shape[1:])}, not the target's "
                 f"{task.input_shape}")
-    layer = feature_layer(source_model, transferred, depth)
+    # A subclassed model has no layer graph to read features from: only the
+    # scores of its predictions apply.
+    graph = is_graph_model(source_model)
+    layer = feature_layer(source_model, transferred, depth) if graph else None
     try:
         values = score_transfer(
             source_model, source.task and source.task.kind, layer, task.x_train,
-            task.y_train,
-            task.kind, plan.scores,
+            task.y_train, task.kind, plan.scores,
         )
     except KerasTLError as error:
         return {name: None for name in plan.scores}, layer, str(error)
+    if not graph and any(SCORES[name].needs == "features" for name in plan.scores):
+        return values, None, (
+            "feature scores need a layer graph, which a subclassed model has not"
+        )
     return values, layer, None
 
 

@@ -157,7 +157,7 @@ class Network:
                     f"the task's samples have shape {tuple(task_input_shape)}."
                 )
             trunk = keras.Model(model.inputs, model.layers[-2].output)
-            clone = keras.models.clone_model(trunk)
+            clone = keras.models.clone_model(trunk, clone_function=_clone_layer)
             outputs = keras.layers.Dense(num_outputs, name=HEAD)(clone.outputs[0])
             return keras.Model(clone.inputs, outputs, name=model.name)
 
@@ -199,6 +199,15 @@ class Network:
 
 
 UNSAFE_LOAD_VARIABLE = "KERAS_TL_UNSAFE_LOAD"
+
+
+def _clone_layer(layer):
+    """A new layer from `layer`'s config; code (a `Lambda`) only with the same
+    consent that loaded it (`KERAS_TL_UNSAFE_LOAD=1`, `--unsafe-load`)."""
+    return keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer),
+        safe_mode=os.environ.get(UNSAFE_LOAD_VARIABLE) != "1",
+    )
 
 
 def load_model_file(path, safe_mode=None):

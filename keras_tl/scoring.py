@@ -87,7 +87,9 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
         source_kind: str or None. The source task's kind (predictions scores need
             `"classification"` or `"binary"`; None: a backbone without a source
             task, whose head predicts nothing of its own).
-        layer_name: str. The layer whose activations are the features.
+        layer_name: str or None. The layer whose activations are the features;
+            None: feature scores are None (e.g. a subclassed model, which has no
+            layer graph to cut).
         x: array. Target inputs (the target train split).
         y: array. Target labels.
         target_kind: str. The target task's kind.
@@ -117,6 +119,8 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
             if probabilities is None:
                 probabilities = source_probabilities(source_model, source_kind, x)
             results[name] = spec.function(probabilities, labels)
+        elif layer_name is None:
+            results[name] = None
         else:
             if features is None:
                 features = layer_features(source_model, layer_name, x)

@@ -110,7 +110,7 @@ def test_a_subclassed_model_transfers_end_to_end_without_feature_cache(user_nets
                    "batch_size": 10},
         "arms": ["scratch", "fine_tune", "linear_probe"],
         "freeze_depths": [1],
-        "scores": ["logme"],
+        "scores": ["logme", "leep"],
         "seeds": 1,
     }
     results = keras_tl.evaluate(experiment, out=str(tmp_path / "run"))
@@ -121,10 +121,13 @@ def test_a_subclassed_model_transfers_end_to_end_without_feature_cache(user_nets
     # Transferable layers come from model.layers order (the head excluded).
     assert results.context["transferable"] == ["conv", "bn", "dense"]
     assert any("subclassed" in note and "feature cache is disabled" in note
+               and "prediction scores (LEEP, NCE) are" in note
                for note in results.context["notes"])
     assert "feature cache is disabled" in render_markdown(results)
     probe = results.trials[-1]
-    assert probe["score_error"] and probe["scores"] == {"logme": None}
+    # LEEP reads the source's predictions; LogME would read a layer's outputs.
+    assert "feature scores need a layer graph" in probe["score_error"]
+    assert probe["scores"]["logme"] is None and probe["scores"]["leep"] < 0
     # The linear probe froze every transferred layer, BN statistics included: the
     # source task's accuracy through the target trunk did not change.
     assert probe["source_metrics"]["after"] == probe["source_metrics"]["before"]
@@ -153,3 +156,28 @@ def test_a_subclassed_model_instance_is_refused_with_the_fix(user_nets):
     instance = module.build((8, 8, 1), 1)
     with pytest.raises(keras_tl.KerasTLError, match="Pass a function"):
         keras_tl.Network(instance)
+
+
+def _model_with_code(path):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Lambda(lambda t: 2.0 * t, name="double")(inputs)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Dense(8, activation="relu", name="fc1")(x)
+    keras.Model(inputs, keras.layers.Dense(10, name="logits")(x)).save(path)
+    return str(path)
+
+
+def test_a_model_holding_code_is_refused_unless_loading_is_unsafe(tmp_path, monkeypatch):
+    path = _model_with_code(tmp_path / "lam.keras")
+    with pytest.raises(keras_tl.ConfigError, match="contains code.*--unsafe-load"):
+        keras_tl.models.Network(path)
+    monkeypatch.setenv("KERAS_TL_UNSAFE_LOAD", "1")
+    results = keras_tl.evaluate(
+        {"model": path, "source": {"task": "digits", "epochs": 1},
+         "target": {"task": "digits:parity", "train_sizes": [20], "epochs": 1},
+         "arms": ["scratch", "fine_tune"], "seeds": 1, "scores": []},
+        out=str(tmp_path / "run"),
+    )
+    assert [trial["status"] for trial in results.trials] == ["ok", "ok"]
+    built = keras_tl.models.Network(path).build((8, 8, 1), 1, seed=0)
+    assert built.get_layer("double").function(np.ones((1, 2))).tolist() == [[2.0, 2.0]]
