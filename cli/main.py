@@ -208,7 +208,8 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
 @click.option("--source-task", required=True, help="The task the source model is trained on.")
 @click.option("--task", "target_task", required=True, help="The target task to score for.")
 @click.option("--layer", default=None, help="Feature layer (default: the input of the head).")
-@click.option("--scores", default=None, help="Comma-separated scores (default: all that apply).")
+@click.option("--scores", default=None, help="Comma-separated scores (default: logme,leep,nce,h_score; "
+                   "logme only for a regression target).")
 @click.option("--epochs", type=int, default=10, help="Source training epochs for a builder.")
 @click.option("--seed", type=int, default=0, help="Seed of a builder's source training.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
