@@ -518,14 +518,14 @@ def _scores(plan, source, source_model, transferred, depth, task):
     """
     if not plan.scores:
         return None, None, None
-    if is_graph_model(source_model) and not _takes_inputs_of(source_model, task):
+    # A subclassed model has no layer graph to read features from: only the
+    # scores of its predictions apply.
+    graph = is_graph_model(source_model)
+    if graph and not _takes_inputs_of(source_model, task):
         return ({name: None for name in plan.scores}, None,
                 f"the source network reads inputs of shape "
                 f"{tuple(source_model.inputs[0].shape[1:])}, not the target's "
                 f"{task.input_shape}")
-    # A subclassed model has no layer graph to read features from: only the
-    # scores of its predictions apply.
-    graph = is_graph_model(source_model)
     layer = feature_layer(source_model, transferred, depth) if graph else None
     try:
         values = score_transfer(

@@ -81,10 +81,6 @@ class DiskArray:
     def ndim(self):
         return len(self._file_shape)
 
-    @property
-    def size(self):
-        return int(np.prod(self.shape))
-
     def __len__(self):
         return self.shape[0]
 
@@ -245,7 +241,15 @@ def exclusive(name):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# Folders this process has already swept: processes that die later leave their
+# files to the next keras-tl process.
+_SWEPT = set()
+
+
 def _remove_files_of_dead_processes(folder):
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
     for name in os.listdir(folder):
         match = _PROCESS_FILE.match(name)
         if match and match["host"] == _HOST and not _alive(int(match["pid"])):

@@ -51,24 +51,28 @@ def test_a_residual_network_is_not_cut():
     assert frozen_prefix_cut(model) is None
 
 
-@pytest.fixture(scope="module")
-def cached_and_uncached():
-    """The same trials with the cache on and off (fine_tune at depths 1, 2; linear_probe)."""
+def _runs_with_cache_off_and_on(config):
+    """`{cache_features: [(spec, record), ...]}` of the same experiment run twice."""
     runs = {}
     for cache in (False, True):
-        experiment = load_experiment({
-            "source": {"task": "digits:0-4", "epochs": 2},
-            "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 4,
-                       "batch_size": 10},
-            "arms": ["scratch", "fine_tune", "linear_probe"],
-            "freeze_depths": [1, 2], "seeds": 2, "scores": [], "cache_features": cache,
-        })
-        the_plan = plan(experiment)
+        the_plan = plan(load_experiment({**config, "cache_features": cache}))
         sources, pool = SourceModels(the_plan), ModelPool()
         runs[cache] = [
             (spec, run_trial(the_plan, spec, sources, pool)) for spec in the_plan.trials
         ]
     return runs
+
+
+@pytest.fixture(scope="module")
+def cached_and_uncached():
+    """The same trials with the cache on and off (fine_tune at depths 1, 2; linear_probe)."""
+    return _runs_with_cache_off_and_on({
+        "source": {"task": "digits:0-4", "epochs": 2},
+        "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 4,
+                   "batch_size": 10},
+        "arms": ["scratch", "fine_tune", "linear_probe"],
+        "freeze_depths": [1, 2], "seeds": 2, "scores": [],
+    })
 
 
 def test_cached_trials_give_the_uncached_metrics(cached_and_uncached):
@@ -97,19 +101,14 @@ def test_the_cache_is_used_for_frozen_prefixes(monkeypatch):
 
 
 def test_with_early_stopping_cached_trials_stop_where_uncached_ones_do():
-    runs = {}
-    for cache in (False, True):
-        experiment = load_experiment({
-            "source": {"task": "digits:0-4", "epochs": 2},
-            "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 30,
-                       "batch_size": 10, "learning_rate": 0.05},
-            "arms": ["scratch", "fine_tune"], "freeze_depths": [2], "seeds": 1,
-            "scores": [], "cache_features": cache, "early_stopping": {"patience": 1},
-        })
-        the_plan = plan(experiment)
-        sources, pool = SourceModels(the_plan), ModelPool()
-        runs[cache] = [run_trial(the_plan, spec, sources, pool) for spec in the_plan.trials]
-    for plain, cached in zip(runs[False], runs[True]):
+    runs = _runs_with_cache_off_and_on({
+        "source": {"task": "digits:0-4", "epochs": 2},
+        "target": {"task": "digits:5-9", "train_sizes": [40], "epochs": 30,
+                   "batch_size": 10, "learning_rate": 0.05},
+        "arms": ["scratch", "fine_tune"], "freeze_depths": [2], "seeds": 1,
+        "scores": [], "early_stopping": {"patience": 1},
+    })
+    for (_, plain), (_, cached) in zip(runs[False], runs[True]):
         assert cached["epochs"] == plain["epochs"] < 30
         assert cached["test"]["accuracy"] == plain["test"]["accuracy"]
         assert cached["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=1e-6)

@@ -95,17 +95,17 @@ def test_files_of_processes_that_are_gone_are_deleted_by_the_next_writer(data_ca
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(gone.stdout)
-    mine = ondisk.RowWriter(kind="dataset")  # This process's: kept.
-    mine.write(np.ones((2, 2)))
-    mine_path = mine.finish().path
-    left = [ondisk.process_file_name("dataset").replace(f"-{os.getpid()}-", f"-{dead_pid}-")]
+    mine = ondisk.process_file_name("dataset")  # This (live) process's: kept.
+    left = [mine.replace(f"-{os.getpid()}-", f"-{dead_pid}-")]
     left.append(f"images-abc-train.f32.{left[0][:-4].replace('dataset', 'partial')}.partial")
-    for name in left:
+    os.makedirs(data_cache)
+    for name in [mine, *left]:
         (data_cache / name).write_bytes(b"\0" * 8)
+    # The first writer of this process in the folder sweeps it.
     writer = ondisk.RowWriter("next.f32")
     writer.write(np.ones((1, 2)))
     writer.finish()
-    assert sorted(os.listdir(data_cache)) == sorted([os.path.basename(mine_path), "next.f32"])
+    assert sorted(os.listdir(data_cache)) == sorted([mine, "next.f32"])
 
 
 # images: folders larger than the memory bound
