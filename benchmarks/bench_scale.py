@@ -60,8 +60,9 @@ def run_sweep(args):
     """Runs the sweep with one executor (in the child); prints timings and accuracies."""
     sys.path.insert(0, str(ROOT))
     import keras  # noqa: F401  (imported before the clock starts)
+
     import keras_tl
-    import keras_tl.evaluator  # noqa: F401
+    import keras_tl.experiment.run  # noqa: F401
 
     options = {"executor": args.child}
     ray_start = None

@@ -121,7 +121,7 @@ class ChildPeaks:
 # The plain side: Keras, NumPy and scikit-learn only.
 
 
-def _stratified_split(labels, fractions, seed):
+def stratified_split(labels, fractions, seed):
     """keras-tl's fixed split: per class, a seeded permutation cut by the fractions."""
     import numpy as np
 
@@ -156,7 +156,7 @@ def _digits_tasks():
     bunch = load_digits()
     images = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     labels = bunch.target.astype("int64")
-    parts = _stratified_split(labels, (0.6, 0.2, 0.2), 0)
+    parts = stratified_split(labels, (0.6, 0.2, 0.2), 0)
     splits = dict(zip(("train", "val", "test"), parts))
     source, target = {}, {}
     for split, indices in splits.items():
@@ -257,8 +257,9 @@ def run_keras_tl(args):
     """The same protocol through `keras_tl.evaluate`; returns the same fields."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import keras  # noqa: F401  (imported before the clock starts, like the plain side)
+
     import keras_tl
-    import keras_tl.evaluator  # noqa: F401
+    import keras_tl.experiment.run  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder, ChildPeaks() as peaks:
         started = time.perf_counter()

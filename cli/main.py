@@ -57,11 +57,6 @@ def _import_keras_quietly():
     import_keras_quietly()
 
 
-def _allow_unsafe_load(allowed):
-    if allowed:  # An environment variable, so spawned workers inherit it.
-        os.environ["KERAS_TL_UNSAFE_LOAD"] = "1"
-
-
 backend_option = click.option(
     "--backend",
     type=str,
@@ -110,8 +105,8 @@ def backends():
 @user_errors
 def tasks():
     """List the built-in tasks with their sizes."""
+    from keras_tl.data.registry import builtin_tasks
     from keras_tl.report.text import format_table
-    from keras_tl.tasks import builtin_tasks
 
     rows = [
         [t["name"], t["kind"], t["num_outputs"], t["sizes"]["train"], t["sizes"]["val"],
@@ -156,15 +151,14 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
              gpus_per_trial, quiet, verbose, unsafe_load):
     """Run an experiment (default: digits -> digits:parity) and summarise it."""
     _select_backend(backend)
-    _allow_unsafe_load(unsafe_load)
-    from keras_tl.config import load_experiment
+    from keras_tl.config.schema import load_experiment
 
     experiment = load_experiment(config, {"seeds": seeds} if seeds is not None else None)
     _import_keras_quietly()
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = os.path.join("runs", f"{experiment.name}-{stamp}")
-    from keras_tl.evaluator import evaluate as run
+    from keras_tl.experiment.run import evaluate as run
     from keras_tl.report.text import format_summary
     from keras_tl_cli.progress import progress_for
 
@@ -182,7 +176,7 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
             results = run(experiment, out=out, overwrite=overwrite,
                           retry_failed=retry_failed, command=command, workers=workers,
                           verbose=verbose, executor=executor, address=address,
-                          gpus_per_trial=gpus_per_trial, **hooks)
+                          gpus_per_trial=gpus_per_trial, unsafe_load=unsafe_load, **hooks)
         finally:
             if progress:
                 progress.close()
@@ -221,16 +215,15 @@ def score(model, source_task, target_task, layer, scores, epochs, seed, as_json,
           backend):
     """Score a source model for a target task, without fine-tuning."""
     _select_backend(backend)
-    _allow_unsafe_load(unsafe_load)
     _import_keras_quietly()
     import json
 
+    from keras_tl.measure.scoring import score_source
     from keras_tl.report.text import format_table
-    from keras_tl.scoring import score_source
 
     names = [name.strip() for name in scores.split(",")] if scores else None
     result = score_source(model, source_task, target_task, layer=layer, names=names,
-                          epochs=epochs, seed=seed)
+                          epochs=epochs, seed=seed, unsafe_load=unsafe_load)
     result = {"model": model, "source_task": source_task, "task": target_task, **result}
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -251,7 +244,7 @@ def report(run_dir, formats, open_report):
     """Rebuild a run's results and reports from its trial store (no training)."""
     from keras_tl.report import write_reports
     from keras_tl.report.text import format_summary
-    from keras_tl.results import rebuild
+    from keras_tl.results.summary import rebuild
 
     formats = [name.strip() for name in formats.split(",") if name.strip()]
     results = rebuild(run_dir)

@@ -1,7 +1,9 @@
 """keras-tl: evidence for transfer learning in Keras 3, on torch, tensorflow or jax.
 
 The public names below load lazily, so `import keras_tl` (and the CLI's `--help`)
-does not import keras: the backend can still be chosen after this import.
+does not import keras: the backend can still be chosen after this import. The
+subpackages `keras_tl.scores`, `keras_tl.results` and `keras_tl.report` are public
+too; everything else is internal (see docs/architecture.md).
 """
 
 import importlib
@@ -15,17 +17,17 @@ _PUBLIC = {
     "TransferError": "keras_tl.errors",
     "BackendError": "keras_tl.errors",
     "StoreError": "keras_tl.errors",
-    "Task": "keras_tl.tasks",
-    "load_task": "keras_tl.tasks",
-    "register_task": "keras_tl.tasks",
-    "Network": "keras_tl.models",
-    "TransferReport": "keras_tl.transfer",
-    "transfer_weights": "keras_tl.transfer",
-    "freeze": "keras_tl.transfer",
-    "load_experiment": "keras_tl.config",
-    "default_experiment": "keras_tl.config",
-    "evaluate": "keras_tl.evaluator",
-    "Results": "keras_tl.results",
+    "Task": "keras_tl.data.task",
+    "load_task": "keras_tl.data.registry",
+    "register_task": "keras_tl.data.registry",
+    "Network": "keras_tl.networks.network",
+    "TransferReport": "keras_tl.networks.transfer",
+    "transfer_weights": "keras_tl.networks.transfer",
+    "freeze": "keras_tl.networks.transfer",
+    "Experiment": "keras_tl.config.schema",
+    "load_experiment": "keras_tl.config.schema",
+    "evaluate": "keras_tl.experiment.run",
+    "Results": "keras_tl.results.results",
 }
 
 __all__ = ["__version__", *_PUBLIC]

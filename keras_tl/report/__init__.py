@@ -11,7 +11,7 @@ FORMATS = ("html", "md", "json", "csv")
 
 
 def _as_results(results):
-    from keras_tl.results import Results
+    from keras_tl.results.results import Results
 
     return Results.from_dict(results) if isinstance(results, dict) else results
 
@@ -99,9 +99,9 @@ def compare_runs(folders):
     >>> print(compare_runs(["runs/parity-torch", "runs/parity-jax"]))
     """
     from keras_tl.errors import StoreError
-    from keras_tl.report.markdown import format_interval
+    from keras_tl.report.content import format_interval
     from keras_tl.report.text import format_table
-    from keras_tl.results import Results
+    from keras_tl.results.results import Results
 
     folders = list(folders)
     if not folders:

@@ -10,7 +10,8 @@ import html
 import os
 import re
 
-from keras_tl.report.markdown import Table, numeric_columns, report_sections
+from keras_tl.report.content import Table, report_sections
+from keras_tl.report.markdown import numeric_columns
 
 __all__ = ["render_html"]
 

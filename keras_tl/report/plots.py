@@ -97,7 +97,7 @@ def arm_style(arm, variant=0):
 
 def metric_label(metric, prefix="test"):
     """An axis label for a metric with its unit and direction, e.g. for `accuracy`."""
-    from keras_tl.metrics import HIGHER_IS_BETTER
+    from keras_tl.scores.task_metrics import HIGHER_IS_BETTER
 
     unit = _UNITS.get(metric, "metric units")
     direction = {True: ", higher is better", False: ", lower is better"}.get(

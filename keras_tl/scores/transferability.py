@@ -12,6 +12,16 @@ kinds of input exist:
 Every score is higher-is-better, is a pure function (NumPy arrays or backend
 tensors in, a Python float out) and computes in float64. `SCORES` maps each name to
 the input it needs and its function, so callers can loop over them.
+
+GBC, TransRate and the regularized H-score also come in the normalisation of their
+authors' published code, with `form="authors"` (the default `form="keras_tl"` is
+this package's normalisation); each function's docstring says where the two differ
+and which file of which repository the authors' form follows, and
+`docs/scores-notes.md` collects those notes. A score that the data make
+label-independent raises `DataError` instead of returning a number that would be
+ranked: the H-score when the centred features span every direction of the samples
+(it would be C - 1), the regularized H-score when the Ledoit-Wolf shrinkage is 1
+(it would be 0).
 """
 
 import dataclasses
@@ -22,8 +32,7 @@ from typing import Callable
 import numpy as np
 from scipy import sparse
 
-from keras_tl.errors import ConfigError
-from keras_tl.errors import DataError
+from keras_tl.errors import ConfigError, DataError
 
 __all__ = [
     "SCORES",
@@ -42,6 +51,8 @@ _LOGME_TOLERANCE = 1e-3
 _LOGME_EPSILON = 1e-5
 _PROBABILITY_TOLERANCE = 1e-3
 _GBC_MIN_VARIANCE = 1e-4
+_GBC_PCA_DIM = 64
+_FORMS = ("keras_tl", "authors")
 _EPS = np.finfo(np.float64).eps
 
 
@@ -61,15 +72,35 @@ def logme(features, labels, kind="classification"):
     averaged over the columns. The columns are the one-hot class indicators for
     classification and the target columns for regression.
 
+    The log determinant counts every direction of the D-dimensional weight space:
+    with `sigma_i` the k nonzero squared singular values of F,
+    `ln|alpha I + beta F^T F| = sum_{i<=k} ln(alpha + beta sigma_i) + (D - k) ln alpha`,
+    so the `D/2 ln alpha` term of the evidence and the `(D - k)` zero directions
+    combine to `k/2 ln alpha`, and the evidence depends only on the k directions
+    the features span. Appending all-zero or collinear columns, or embedding the
+    features in a wider space (`F Q` with `Q Q^T = I`), leaves the score unchanged,
+    including when N <= D.
+
+    Where this differs from the published code: the fixed-point code of the JMLR
+    paper (thuml/LogME, `LogME.py`, `LogME._fit_fixed_point`) keeps `D/2 ln alpha`
+    but sums `ln(alpha + beta sigma_i)` over the k retained directions only (at
+    most min(N, D), those with singular value above 1e-10 when N > D), so it drops
+    the `(D - k) ln alpha` of the zero directions and its score grows with the
+    width whenever k < D (N <= D, zero or collinear columns). When F has full
+    column rank (k = D) the two agree. The ICML 2021 code in the same file
+    (`LogME._fit_icml`) eigendecomposes the D x D matrix `F^T F` and keeps every
+    direction, like this function, but stops at a 1% rather than a 0.1% change
+    of `alpha / beta` and adds the 1e-5 stabiliser inside the evidence, so its
+    values differ slightly.
+
     One decomposition serves every column: the eigendecomposition of the D x D
     matrix `F^T F` when N > D, otherwise the thin SVD of F (both give the squared
     singular values `sigma`; the cheaper one is used). Directions with
-    `sigma <= max(sigma) * max(N, D) * machine_epsilon` are treated as zero and
-    left out of every sum over `sigma` (the reference code truncates the rank the
-    same way, with an absolute threshold); the `D/2 ln alpha` term keeps the full
-    feature dimension D, as in the paper and the reference code. The fixed-point
-    iteration runs on all columns at once (at most 11 steps, each column stopping
-    when its `alpha / beta` changes by at most 0.1%).
+    `sigma <= max(sigma) * max(N, D) * machine_epsilon` are treated as zero (their
+    `ln(alpha + beta sigma)` is `ln alpha` to working precision, so the threshold
+    does not move the score). The fixed-point iteration runs on all columns at
+    once (at most 11 steps, each column stopping when its `alpha / beta` changes
+    by at most 0.1%).
 
     Higher is better. The value is a log-likelihood per sample and is unbounded
     (it grows without limit as the targets become an exact linear function of the
@@ -95,7 +126,7 @@ def logme(features, labels, kind="classification"):
     True
     """
     features = _features(features)
-    num_samples, num_features = features.shape
+    num_samples = len(features)
     if kind == "classification":
         labels, num_classes = _class_labels(labels, num_samples)
         target_norms = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -120,7 +151,7 @@ def logme(features, labels, kind="classification"):
     # |y|^2 - |x|^2: the part of each column outside the span of the features.
     residual_norms = np.maximum(target_norms - squared_projections.sum(axis=1), 0.0)
     evidences = _logme_evidences(
-        sigma, squared_projections, residual_norms, num_samples, num_features
+        sigma, squared_projections, residual_norms, num_samples
     )
     return float(np.mean(evidences))
 
@@ -217,9 +248,20 @@ def h_score(features, labels):
     cancels. Eigenvalues of `cov(F)` below `max * max(N, D) * machine_epsilon`
     are treated as zero by the pseudo-inverse.
 
-    Higher is better; `0 <= H-score <= min(C - 1, rank(F))`. When N <= D the
-    features span every centred direction and the score saturates at C - 1; use
-    `regularized_h_score` then.
+    Higher is better; `0 <= H-score <= min(C - 1, rank(F))`.
+
+    Degenerate features are refused, not scored. The H-score equals
+    `tr(P_F P_y)`, where `P_F` projects the centred samples onto the span of the
+    centred features and `P_y` onto the C - 1 centred class indicators. When the
+    centred features have rank N - 1 (any generic features with N <= D + 1) they
+    span every centred direction of the samples, `P_F` is the identity there and
+    every labelling, informative or random, scores exactly C - 1; this raises
+    `DataError` instead. The condition is on the rank reaching N - 1, not on
+    `rank < D`: a rank below D (all-zero dead units, duplicated or collinear
+    columns) only makes `cov(F)` singular, and the pseudo-inverse then scores
+    the span of the features, which stays informative, as do N <= D features of
+    low rank. Just below the bound the score is still biased towards C - 1;
+    prefer `regularized_h_score` when N is not much larger than D.
 
     Args:
         features: array-like or tensor of shape (N, D). Features of the target
@@ -228,6 +270,10 @@ def h_score(features, labels):
 
     Returns:
         The H-score, a Python float.
+
+    Raises:
+        DataError: when the centred features have rank N - 1 (typically
+            N <= D + 1), where the score is C - 1 for any features.
 
     Example:
 
@@ -240,43 +286,79 @@ def h_score(features, labels):
     features = _features(features)
     labels, num_classes = _class_labels(labels, len(features))
     centred = features - features.mean(axis=0)
-    _, explained_fractions = _class_explained_spectrum(centred, labels, num_classes)
+    variances, explained_fractions = _class_explained_spectrum(
+        centred, labels, num_classes
+    )
+    if variances.size >= len(features) - 1:
+        raise DataError(
+            "h_score is degenerate for these features: they span every centred "
+            "direction of the samples, so any labels would score C - 1 = "
+            f"{num_classes - 1}. Received: {features.shape[0]} samples with "
+            f"{features.shape[1]} features (centred rank {variances.size}). "
+            "Expected: more samples than feature dimensions (a centred rank below "
+            "N - 1). Score on more target samples, a lower layer or PCA-reduced "
+            "features, or use regularized_h_score."
+        )
     return float(np.sum(explained_fractions))
 
 
-def regularized_h_score(features, labels):
+def regularized_h_score(features, labels, form="keras_tl"):
     """H-score with a Ledoit-Wolf shrinkage estimate of the feature covariance.
 
     The shrinkage-based H-score of Ibrahim et al. ("Newer is not Always Better:
     Rethinking Transferability Metrics, Their Peculiarities, Stability and
-    Performance", ECML-PKDD 2022) replaces `cov(F)` by the Ledoit-Wolf estimate
-    `cov_a(F) = (1 - a) cov(F) + a mu I` (`mu = tr(cov(F)) / D`, the shrinkage
-    `a` from `sklearn.covariance.ledoit_wolf_shrinkage`) and scores
-    `tr(cov_a(F)^-1 (1 - a) cov(E[F | y]))`. Both covariances are the
-    maximum-likelihood (1/N) estimates Ledoit-Wolf is defined on; the authors'
-    code divides `cov(E[F | y])` by N - 1 instead, which is N / (N - 1) larger.
-    This stays informative when N <= D, where the plain H-score saturates.
+    Performance", ECML-PKDD 2022, arXiv:2110.06893) replaces `cov(F)` by the
+    Ledoit-Wolf estimate `cov_a(F) = (1 - a) cov(F) + a mu I` (`mu = tr(cov(F)) /
+    D`, the shrinkage `a` from `sklearn.covariance.ledoit_wolf_shrinkage`) and
+    scores `tr(cov_a(F)^-1 (1 - a) cov(E[F | y]))`. This stays informative when
+    N <= D, where the plain H-score saturates: the shrinkage is positive there,
+    so every direction is weighted by `(1 - a) v / ((1 - a) v + a mu) < 1`
+    according to its variance `v`.
 
-    Higher is better; `0 <= regularized H-score <= H-score <= C - 1`.
+    It has its own degenerate case, refused with `DataError`: Ledoit-Wolf clips
+    the shrinkage at 1 when the sample covariance cannot be told apart from
+    isotropic noise at this sample size (nearly isotropic features, few samples
+    per dimension); `cov_a` is then `mu I`, the factor `1 - a` is 0 and every
+    labelling, informative or not, would score exactly 0.
+
+    Two normalisations (`form`):
+
+    * `"keras_tl"` (default): both covariances are the maximum-likelihood (1/N)
+      estimates Ledoit-Wolf is defined on; then
+      `0 <= regularized H-score <= H-score <= C - 1`.
+    * `"authors"`: the published implementation, `regularized_h_score` in
+      thuml/Transfer-Learning-Library `tllib/ranking/hscore.py`, which cites the
+      paper (no repository of the authors' own was found to read): centre F,
+      fit `sklearn.covariance.LedoitWolf`, take `np.cov` of the per-sample class
+      means, which divides by N - 1, and score
+      `tr(pinv(cov_a, rcond=1e-15) (1 - a) cov(E[F | y]))`. It is the default
+      form times N / (N - 1) (the pseudo-inverse is the inverse whenever a > 0),
+      so it can exceed C - 1 slightly.
 
     Args:
         features: array-like or tensor of shape (N, D). Features of the target
             inputs from the source model (not its predictions).
         labels: array-like or tensor of shape (N,). Target class indices 0..C-1.
+        form: str. `"keras_tl"` (default) or `"authors"`, see above.
 
     Returns:
         The regularized H-score, a Python float.
+
+    Raises:
+        DataError: when the Ledoit-Wolf shrinkage is 1, where the score is 0 for
+            any labels.
 
     Example:
 
     >>> rng = np.random.default_rng(0)
     >>> labels = np.arange(40) % 4
     >>> features = rng.normal(size=(40, 64)) + np.eye(64)[labels] * 3
-    >>> 0.0 < regularized_h_score(features, labels) < h_score(features, labels)
+    >>> 0.0 < regularized_h_score(features, labels) < 3.0
     True
     """
     from sklearn.covariance import ledoit_wolf_shrinkage
 
+    _check_form(form, "regularized_h_score")
     features = _features(features)
     labels, num_classes = _class_labels(labels, len(features))
     centred = features - features.mean(axis=0)
@@ -287,12 +369,27 @@ def regularized_h_score(features, labels):
     if mean_variance == 0.0:
         return 0.0
     shrinkage = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
+    if shrinkage >= 1.0:
+        raise DataError(
+            "regularized_h_score is degenerate for these features: the Ledoit-Wolf "
+            "shrinkage is 1 (their sample covariance is indistinguishable from "
+            "isotropic noise at this sample size), so any labels would score 0. "
+            f"Received: {features.shape[0]} samples with {features.shape[1]} "
+            "features. Expected: a sample covariance with structure beyond its "
+            "sampling noise (shrinkage below 1), typically more samples per feature "
+            "dimension. Score on more target samples, a lower layer or PCA-reduced "
+            "features."
+        )
     kept_variances = (1.0 - shrinkage) * variances
     weights = kept_variances / (kept_variances + shrinkage * mean_variance)
-    return float(np.sum(weights * explained_fractions))
+    score = float(np.sum(weights * explained_fractions))
+    if form == "authors":
+        num_samples = len(features)
+        score *= num_samples / (num_samples - 1)
+    return score
 
 
-def gbc(features, labels):
+def gbc(features, labels, pca_dim=_GBC_PCA_DIM, form="keras_tl"):
     """Gaussian Bhattacharyya coefficient: how little the classes overlap.
 
     GBC (Pandy et al., "Transferability Estimation using Bhattacharyya Class
@@ -302,12 +399,34 @@ def gbc(features, labels):
     recommended "spherical" Gaussians `N(mu_c, s_c I)`, where `s_c` is the mean
     over dimensions of the class's per-dimension (1/n_c) variances, each floored
     at 1e-4 as in the authors' code (so features on a scale far below 1e-2 should
-    be standardised first). For spherical Gaussians in D dimensions,
-    `D_B = |mu_c - mu_c'|^2 / (8 s) + D / 2 ln(s / sqrt(s_c s_c'))` with
-    `s = (s_c + s_c') / 2` (the authors' code counts the log-determinant term once
-    instead of D times; the two agree when class variances are equal). The paper
-    first reduces features to 64 dimensions with PCA; this function scores the
-    features as given, so apply a PCA beforehand to follow it.
+    be standardised first).
+
+    Like the paper, the features are first reduced to `pca_dim` (default 64)
+    dimensions by PCA: the centred features are projected onto their first
+    `pca_dim` principal axes. Without it the score of wide features collapses:
+    `D_B` grows linearly with D, every `BC` underflows towards 0 and a ranking
+    by GBC ranks round-off. When `D <= pca_dim` the features are scored as
+    given; `pca_dim=None` disables the reduction. When the centred features have
+    rank r < pca_dim < D (for example N <= pca_dim), the `pca_dim - r` axes
+    beyond the rank carry no variance and their coordinates are 0, so the score
+    is always computed in `min(pca_dim, D)` dimensions (scikit-learn's PCA,
+    used by the authors, refuses `n_components > min(N, D)`). Axes with equal
+    variance at the cut make the reduction, and so the score, depend on which
+    of them is kept.
+
+    Two forms of the spherical Bhattacharyya distance (`form`), with
+    `s = (s_c + s_c') / 2` and d the dimension after the reduction:
+
+    * `"keras_tl"` (default): the exact distance between d-dimensional spherical
+      Gaussians, `D_B = |mu_c - mu_c'|^2 / (8 s) + d / 2 ln(s / sqrt(s_c s_c'))`.
+    * `"authors"`: the authors' code (google-research/google-research,
+      `stable_transfer/transferability/gbc.py`, with the 64-component PCA of
+      `features_targets_utils.pca_reduction` configured in
+      `config_transferability_source_selection.py`), which sums the
+      log-determinant term over the scalar spherical variances and so counts it
+      once: `D_B = |mu_c - mu_c'|^2 / (8 s) + 1/2 ln(s / sqrt(s_c s_c'))`. The
+      two agree when the class variances are equal. Their PCA output is cast to
+      float32; this function stays in float64.
 
     Higher is better; `-C (C - 1) <= GBC <= 0`, and 0 means perfectly separated
     classes.
@@ -316,6 +435,9 @@ def gbc(features, labels):
         features: array-like or tensor of shape (N, D). Features of the target
             inputs from the source model (not its predictions).
         labels: array-like or tensor of shape (N,). Target class indices 0..C-1.
+        pca_dim: int or None. Number of principal components to keep (default
+            64, as in the paper); None scores the features as given.
+        form: str. `"keras_tl"` (default) or `"authors"`, see above.
 
     Returns:
         The GBC score, a Python float.
@@ -328,11 +450,24 @@ def gbc(features, labels):
     >>> gbc(features, labels) > gbc(rng.normal(size=(200, 16)), labels)
     True
     """
+    _check_form(form, "gbc")
+    if pca_dim is not None and not (
+        isinstance(pca_dim, numbers.Integral)
+        and not isinstance(pca_dim, bool)
+        and pca_dim >= 1
+    ):
+        raise ConfigError(
+            "GBC pca_dim must be a positive integer or None. "
+            f"Received: pca_dim={pca_dim!r}. Use the default pca_dim=64 (the "
+            "paper's), or None to score the features as given."
+        )
     features = _features(features)
     labels, num_classes = _class_labels(labels, len(features))
-    num_features = features.shape[1]
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     centred = features - features.mean(axis=0)
+    if pca_dim is not None and centred.shape[1] > pca_dim:
+        centred = _principal_coordinates(centred, int(pca_dim))
+    num_features = centred.shape[1]
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     means = _class_sums(centred, labels, num_classes) / counts[:, None]
     deviations = centred - means[labels]
     variances = _class_sums(deviations**2, labels, num_classes) / counts[:, None]
@@ -343,7 +478,8 @@ def gbc(features, labels):
     )
     pair_variances = (spherical[:, None] + spherical[None, :]) / 2.0
     log_spherical = np.log(spherical)
-    distances = squared_distances / (8.0 * pair_variances) + num_features / 2.0 * (
+    log_term_weight = num_features / 2.0 if form == "keras_tl" else 0.5
+    distances = squared_distances / (8.0 * pair_variances) + log_term_weight * (
         np.log(pair_variances) - 0.5 * (log_spherical[:, None] + log_spherical[None, :])
     )
     coefficients = np.exp(-distances)
@@ -351,7 +487,7 @@ def gbc(features, labels):
     return float(-np.sum(coefficients))
 
 
-def transrate(features, labels, eps=1e-4):
+def transrate(features, labels, eps=1e-4, form="keras_tl"):
     """TransRate: the mutual information between features and labels as coding rate.
 
     TransRate (Huang et al., "Frustratingly Easy Transferability Estimation",
@@ -359,19 +495,40 @@ def transrate(features, labels, eps=1e-4):
     of the features of each class, `R(Z, eps) - 1/C sum_c R(Z_c, eps)`, with
     `R(Z, eps) = 1/2 logdet(I + Z^T Z / (n eps))` for a block Z of n rows, as in
     the authors' code (the paper writes `d / (n eps^2)`; the code folds that
-    constant into `eps`). Normalisation: the features are centred and then scaled
-    so that the mean squared row norm is 1 (`|Z|_F^2 = N`), which makes the score
-    invariant to the scale of the features; the class blocks are rows of that
-    matrix and are not re-centred, as in the authors' code.
+    constant into `eps`). The features are centred; the class blocks are rows of
+    the centred matrix and are not re-centred, as in the authors' code.
+
+    Two normalisations (`form`):
+
+    * `"keras_tl"` (default): after centring, the features are scaled so that
+      the mean squared row norm is 1 (`|Z|_F^2 = N`), which makes the score
+      invariant to the scale of the features (and `eps` a fixed fraction of
+      their mean squared norm).
+    * `"authors"`: the code printed in the paper's appendix (reproduced as
+      `transrate` in thuml/Transfer-Learning-Library
+      `tllib/ranking/transrate.py`): centred but not scaled, so the score
+      depends on the feature scale through `Z^T Z / eps` (for example features
+      scaled by 0.01 score as if eps were 1e4 times larger). The experiment
+      pipeline of the authors' repository (Long-Kai/TransRate,
+      `generate_transrate/transrate.py` and `extract_result_utils.py`)
+      normalises differently again (unit-norm rows, eigenvalues divided by
+      their sum, rates divided by the rank, classes weighted by n_c / N,
+      eps chosen per experiment); that variant is not offered.
 
     Higher is better. The value is in nats and depends on `eps`; it is bounded
-    above by `R(Z, eps)` and typically positive.
+    above by `R(Z, eps)` and typically positive. Unlike the H-score it has no
+    label-independent value when N <= D (the `eps` term keeps the rates finite),
+    so it is not refused there; its value then carries a term
+    `(N - 1 - N / C) / 2 ln(1 / eps)` that depends only on the sample counts,
+    while the rest still depends on the features: compare feature sets only on
+    the same target samples.
 
     Args:
         features: array-like or tensor of shape (N, D). Features of the target
             inputs from the source model (not its predictions).
         labels: array-like or tensor of shape (N,). Target class indices 0..C-1.
         eps: float. Distortion of the coding rate (default 1e-4, as in the paper).
+        form: str. `"keras_tl"` (default) or `"authors"`, see above.
 
     Returns:
         The TransRate score, a Python float.
@@ -394,17 +551,19 @@ def transrate(features, labels, eps=1e-4):
             "TransRate eps must be a positive number. "
             f"Received: eps={eps!r}. Use the default eps=1e-4."
         )
+    _check_form(form, "transrate")
     features = _features(features)
     labels, num_classes = _class_labels(labels, len(features))
     centred = features - features.mean(axis=0)
     squared_norm = np.sum(centred**2)
     if squared_norm == 0.0:
         return 0.0
-    scaled = centred * math.sqrt(len(centred) / squared_norm)
+    if form == "keras_tl":
+        centred = centred * math.sqrt(len(centred) / squared_norm)
     class_rates = [
-        _coding_rate(scaled[labels == index], eps) for index in range(num_classes)
+        _coding_rate(centred[labels == index], eps) for index in range(num_classes)
     ]
-    return float(_coding_rate(scaled, eps) - np.mean(class_rates))
+    return float(_coding_rate(centred, eps) - np.mean(class_rates))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,35 +576,76 @@ class ScoreSpec:
             inputs) or `"predictions"` (the source model's class probabilities
             on the target inputs).
         function: callable. `function(inputs, labels) -> float`, higher is better.
+        options: tuple of str. Keyword arguments `function` accepts beyond
+            `(inputs, labels)`, each with a default (e.g. `"form"`, which selects
+            the authors' normalisation where a score offers it). Default: none.
 
     Example:
 
     >>> spec = SCORES["leep"]
     >>> spec.needs
     'predictions'
+    >>> SCORES["gbc"].options
+    ('pca_dim', 'form')
     """
 
     name: str
     needs: str
     function: Callable
+    options: tuple = ()
 
 
 SCORES = {
     spec.name: spec
     for spec in (
-        ScoreSpec("logme", "features", logme),
+        ScoreSpec("logme", "features", logme, ("kind",)),
         ScoreSpec("leep", "predictions", leep),
         ScoreSpec("nce", "predictions", nce),
         ScoreSpec("h_score", "features", h_score),
-        ScoreSpec("regularized_h_score", "features", regularized_h_score),
-        ScoreSpec("gbc", "features", gbc),
-        ScoreSpec("transrate", "features", transrate),
+        ScoreSpec(
+            "regularized_h_score", "features", regularized_h_score, ("form",)
+        ),
+        ScoreSpec("gbc", "features", gbc, ("pca_dim", "form")),
+        ScoreSpec("transrate", "features", transrate, ("eps", "form")),
     )
 }
 
 
 # ---------------------------------------------------------------------------------
 # Numerical helpers
+
+
+def _check_form(form, score_name):
+    if not isinstance(form, str) or form not in _FORMS:
+        raise ConfigError(
+            f"Unknown {score_name} form. Expected one of {list(_FORMS)}. "
+            f"Received: form={form!r}. Use form='keras_tl' (the default) or "
+            "form='authors' (the authors' published normalisation)."
+        )
+
+
+def _principal_coordinates(centred, num_components):
+    """Coordinates of centred rows on their first `num_components` principal axes.
+
+    Uses the eigendecomposition of the smaller Gram matrix. Axes beyond the rank
+    of `centred` carry no variance: their coordinates are 0 (exactly when N <= D,
+    where they are zero columns; to round-off otherwise).
+    """
+    num_samples, num_features = centred.shape
+    if num_samples > num_features:
+        _, eigenvectors = np.linalg.eigh(centred.T @ centred)
+        return centred @ eigenvectors[:, ::-1][:, :num_components]
+    eigenvalues, eigenvectors = np.linalg.eigh(centred @ centred.T)
+    eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+    kept = min(num_components, num_samples)
+    scales = np.where(
+        eigenvalues[:kept] > _rank_tolerance(eigenvalues, centred.shape),
+        np.sqrt(np.maximum(eigenvalues[:kept], 0.0)),
+        0.0,
+    )
+    coordinates = np.zeros((num_samples, num_components))
+    coordinates[:, :kept] = eigenvectors[:, :kept] * scales
+    return coordinates
 
 
 def _rank_tolerance(squared_singular_values, shape):
@@ -478,12 +678,14 @@ def _logme_spectrum(features, targets_transpose_times):
     return sigma, projections
 
 
-def _logme_evidences(sigma, squared_projections, residual_norms, num_samples, dim):
+def _logme_evidences(sigma, squared_projections, residual_norms, num_samples):
     """Runs the fixed-point iteration on all columns at once; returns evidences.
 
     Arrays are laid out (columns, k) so each column's sums run over a contiguous
     row, like the scalar algorithm's. A column leaves the active set at the
-    iteration where the scalar algorithm would break.
+    iteration where the scalar algorithm would break. The evidence is the
+    paper's `D/2 ln alpha - 1/2 ln|alpha I + beta F^T F| + ...` with the
+    `(D - k) ln alpha` of the zero directions counted (k = len(sigma)).
     """
     num_columns = squared_projections.shape[0]
     alpha = np.ones(num_columns)
@@ -506,11 +708,15 @@ def _logme_evidences(sigma, squared_projections, residual_norms, num_samples, di
         active = active[~converged]
         if active.size == 0:
             break
-    log_determinants = np.sum(np.log(alpha[:, None] + beta[:, None] * sigma), axis=1)
+    # D/2 ln alpha - 1/2 [sum_{i<=k} ln(alpha + beta sigma_i) + (D - k) ln alpha]
+    # = k/2 ln alpha - 1/2 sum_{i<=k} ln(alpha + beta sigma_i)
+    # = -1/2 sum_{i<=k} ln(1 + sigma_i beta / alpha): the alpha terms cancel.
+    log_determinant_ratios = np.sum(
+        np.log1p(sigma * (beta / alpha)[:, None]), axis=1
+    )
     evidences = (
-        dim / 2.0 * np.log(alpha)
-        + num_samples / 2.0 * np.log(beta)
-        - 0.5 * log_determinants
+        num_samples / 2.0 * np.log(beta)
+        - 0.5 * log_determinant_ratios
         - beta / 2.0 * res2
         - alpha / 2.0 * m2
         - num_samples / 2.0 * np.log(2.0 * np.pi)
@@ -568,12 +774,11 @@ def _class_sums(matrix, labels, num_classes):
 
 
 def _to_numpy(value):
-    """NumPy view of an array-like or a tensor of the active Keras backend."""
-    if isinstance(value, (np.ndarray, np.generic, list, tuple, int, float, bool)):
-        return np.asarray(value)
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(value))
+    """NumPy view of an array-like or a CPU tensor (torch, tensorflow and jax
+    tensors convert through `__array__`; no keras import, so scores stay pure)."""
+    if hasattr(value, "detach"):  # A torch tensor that may require grad.
+        value = value.detach().cpu()
+    return np.asarray(value)
 
 
 def _numeric(value, name):

@@ -38,9 +38,9 @@ def _no_training(*args, **kwargs):
 
 @pytest.fixture(autouse=True)
 def _forbid_training(monkeypatch, tmp_path):
-    monkeypatch.setattr("keras_tl.evaluator.run_trial", _no_training)
-    monkeypatch.setattr("keras_tl.evaluator.fit", _no_training)
-    monkeypatch.setattr("keras_tl.evaluator.train_target", _no_training)
+    monkeypatch.setattr("keras_tl.experiment.run.run_trial", _no_training)
+    monkeypatch.setattr("keras_tl.experiment.sources.fit", _no_training)
+    monkeypatch.setattr("keras_tl.experiment.trial.train_target", _no_training)
     monkeypatch.chdir(tmp_path)
 
 
@@ -252,7 +252,7 @@ def metric_not_for_task():
 
 
 def another_experiment_in_run_folder():
-    from keras_tl.config import load_experiment
+    from keras_tl.config.schema import load_experiment
     from keras_tl.store import TrialStore
 
     os.mkdir("run")
@@ -284,7 +284,7 @@ NOT_INSTALLED = ("keras_tl.backend.installed_version", lambda name: None)
 
 # The ray package looks uninstalled (the executors module finds it by its spec).
 RAY_NOT_INSTALLED = (
-    "keras_tl.executors.importlib",
+    "keras_tl.experiment.executors.importlib",
     types.SimpleNamespace(util=types.SimpleNamespace(find_spec=lambda name: None)),
 )
 

@@ -11,7 +11,7 @@ import sys
 import keras
 import yaml
 
-from keras_tl.evaluator import TrialSpec
+from keras_tl.experiment.spec import TrialSpec
 from keras_tl_cli.progress import LineProgress, LiveProgress, progress_for
 
 CLEAR_LINE = "\r\x1b[K"

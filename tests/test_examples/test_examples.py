@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import keras_tl
-from keras_tl.config import DEFAULT_EXPERIMENT, load_experiment
+from keras_tl.config.schema import DEFAULT_EXPERIMENT, load_experiment
 from keras_tl.report.markdown import render_markdown
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
@@ -76,7 +76,7 @@ def offline(path, tmp_path):
     (`weights: null`), generated 32x32 images instead of keras:cifar10, one seed,
     the largest train size only, one epoch, and two arms: scratch and the linear
     probe (a transfer arm that also takes the feature-cache path). The other
-    recipes run on small networks in tests/test_core."""
+    recipes run on small networks in tests/test_training."""
     raw = yaml.safe_load(path.read_text())
     raw["model"]["weights"] = None
     raw["source"]["model"]["weights"] = None

@@ -180,7 +180,7 @@ def test_library_and_cli_sources_are_found():
     assert {
         "keras_tl",
         "keras_tl.backend",
-        "keras_tl.evaluator",
+        "keras_tl.experiment.run",
         CLI_PACKAGE,
         f"{CLI_PACKAGE}.main",
     } <= names
@@ -256,8 +256,8 @@ def loads_keras(module, modules, seen=None):
 def test_the_keras_finder_follows_module_level_imports():
     modules = library_modules()
 
-    assert loads_keras("keras_tl.models", modules) == ["keras_tl.models", "keras"]
-    assert loads_keras("keras_tl.evaluator", modules)[-1] == "keras"
+    assert loads_keras("keras_tl.networks.network", modules) == ["keras_tl.networks.network", "keras"]
+    assert loads_keras("keras_tl.experiment.run", modules)[-1] == "keras"
     assert loads_keras("keras_tl.errors", modules) is None
 
 
@@ -302,7 +302,7 @@ def test_the_cli_imports_keras_tl_before_and_after_choosing_the_backend():
     # The finder sees the early imports (errors, the backend check, the listings) and
     # leaves out those after the backend is chosen (the evaluator loads keras).
     assert {"keras_tl.errors", "keras_tl.backend"} <= before
-    assert "keras_tl.evaluator" in everywhere - before
+    assert "keras_tl.experiment.run" in everywhere - before
 
 
 @pytest.mark.parametrize(

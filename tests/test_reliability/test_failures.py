@@ -19,7 +19,8 @@ import yaml
 from click.testing import CliRunner
 
 import keras_tl
-import keras_tl.evaluator
+import keras_tl.experiment.run
+import keras_tl.experiment.trial
 from keras_tl.store import STORE_NAME
 from keras_tl_cli.main import cli
 
@@ -29,7 +30,7 @@ VERDICTS = {"positive", "negative", "inconclusive"}
 
 def _diverge_one_trial(monkeypatch):
     """Trains the DIVERGING trial with SGD at learning rate 1e6; the others as set."""
-    original = keras_tl.evaluator.train_target
+    original = keras_tl.experiment.trial.train_target
     signature = inspect.signature(original)
 
     def train_target(*args, **kwargs):
@@ -41,19 +42,19 @@ def _diverge_one_trial(monkeypatch):
             )
         return original(*bound.args, **bound.kwargs)
 
-    monkeypatch.setattr(keras_tl.evaluator, "train_target", train_target)
+    monkeypatch.setattr(keras_tl.experiment.trial, "train_target", train_target)
 
 
 def _record_run_trial(monkeypatch):
     """Counts the trials run (as (arm, seed)) while still running them."""
-    original = keras_tl.evaluator.run_trial
+    original = keras_tl.experiment.trial.run_trial
     calls = []
 
     def run_trial(plan, spec, *args, **kwargs):
         calls.append((spec.arm, spec.seed))
         return original(plan, spec, *args, **kwargs)
 
-    monkeypatch.setattr(keras_tl.evaluator, "run_trial", run_trial)
+    monkeypatch.setattr(keras_tl.experiment.run, "run_trial", run_trial)
     return calls
 
 
@@ -84,8 +85,9 @@ def _gains(results):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_experiment):
-    """The tiny experiment (conftest.py) these tests run, 6 trials."""
-    return tiny_experiment("tiny-failures")
+    """The tiny experiment (tests/conftest.py), 6 trials of 150 epochs (about a
+    second each, so a kill or Ctrl-C lands while trials remain)."""
+    return tiny_experiment("tiny-failures", target={"epochs": 150, "learning_rate": 0.01})
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ def test_retry_failed_runs_only_the_failed_trials_again(diverged_copy, monkeypat
 def test_a_trial_that_raises_is_recorded_with_the_exception_text_and_the_sweep_continues(
     tmp_path, monkeypatch, tiny
 ):
-    original = keras_tl.evaluator.run_trial
+    original = keras_tl.experiment.trial.run_trial
     calls = []
 
     def run_trial(plan, spec, *args, **kwargs):
@@ -199,9 +201,8 @@ def test_a_trial_that_raises_is_recorded_with_the_exception_text_and_the_sweep_c
             raise RuntimeError("simulated out of memory: 12.0 GiB requested\nmore detail")
         return original(plan, spec, *args, **kwargs)
 
-    monkeypatch.setattr(keras_tl.evaluator, "run_trial", run_trial)
     out = tmp_path / "run"
-    results = keras_tl.evaluate(tiny, out=str(out))
+    results = keras_tl.evaluate(tiny, out=str(out), trial_runner=run_trial)
     keras.backend.clear_session()
 
     # Every trial was attempted, including those after the failures.

@@ -34,8 +34,10 @@ import pytest
 import yaml
 
 import keras_tl
-from keras_tl.config import load_experiment
-from keras_tl.evaluator import SourceModels, plan, run_trial
+from keras_tl.config.schema import load_experiment
+from keras_tl.experiment.plan import plan
+from keras_tl.experiment.sources import SourceModels
+from keras_tl.experiment.trial import run_trial
 from keras_tl.store import STORE_NAME, TrialStore
 
 NUM_TRIALS = 6
@@ -56,8 +58,9 @@ def _by_key(records):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_experiment):
-    """The tiny experiment (conftest.py) these tests run, 6 trials."""
-    return tiny_experiment("tiny-resume")
+    """The tiny experiment (tests/conftest.py), 6 trials of 150 epochs (about a
+    second each, so a kill or Ctrl-C lands while trials remain)."""
+    return tiny_experiment("tiny-resume", target={"epochs": 150, "learning_rate": 0.01})
 
 
 def _snapshot(out):

@@ -11,10 +11,11 @@ import keras
 import pytest
 
 import keras_tl
-from keras_tl.config import load_experiment
+from keras_tl.config.schema import load_experiment
 from keras_tl.errors import StoreError
-from keras_tl.evaluator import prepare_run_folder
-from keras_tl.results import Results, rebuild
+from keras_tl.experiment.folder import prepare_run_folder
+from keras_tl.results.results import Results
+from keras_tl.results.summary import rebuild
 from keras_tl.store import STORE_NAME, TrialStore
 
 EXPERIMENT = {

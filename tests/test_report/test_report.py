@@ -12,13 +12,14 @@ import keras
 import pytest
 
 import keras_tl
-import keras_tl.evaluator
+import keras_tl.experiment.run
+import keras_tl.experiment.trial
 from keras_tl.errors import ConfigError
 from keras_tl.report import compare_runs, write_reports
 from keras_tl.report.html import render_html
 from keras_tl.report.markdown import render_markdown
 from keras_tl.report.plots import arm_style
-from keras_tl.results import rebuild
+from keras_tl.results.summary import rebuild
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_PLOTS = ("gains", "freeze_depth", "learning_curves", "retention", "scores", "cka")
@@ -33,7 +34,7 @@ def run(report_run_folder):
         raise AssertionError("rebuilding a report must not train anything")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(keras_tl.evaluator, "run_trial", no_training)
+        patch.setattr(keras_tl.experiment.run, "run_trial", no_training)
         patch.setattr(keras.Model, "fit", no_training)
         rebuild(folder)  # results.json from trials.sqlite alone
         with open(os.path.join(folder, "results.json")) as file:

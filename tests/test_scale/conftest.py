@@ -36,24 +36,11 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
-def tiny_sweep():
+def tiny_sweep(tiny_experiment):
     """Returns `make(name, **changes)`: a 4-trial experiment (mlp, digits -> parity)."""
 
     def make(name, **changes):
-        return {
-            "name": name,
-            "model": {"builder": "mlp"},
-            "source": {"task": "digits", "epochs": 1, "batch_size": 64},
-            "target": {
-                "task": "digits:parity",
-                "train_sizes": [20],
-                "epochs": 5,
-                "batch_size": 10,
-            },
-            "arms": ["scratch", "fine_tune"],
-            "seeds": 2,
-            "scores": [],
-            **changes,
-        }
+        return tiny_experiment(name, arms=["scratch", "fine_tune"], scores=[],
+                               target={"epochs": 5}, **changes)
 
     return make

@@ -8,7 +8,7 @@ an out-of-memory kill would, mid-trial.
 
 import os
 
-from keras_tl.models import mlp
+from keras_tl.networks.network import mlp
 
 
 def _building_a_target_in_a_ray_trial(num_outputs):

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from keras_tl.distribution import check
 from keras_tl.errors import ConfigError
+from keras_tl.training.distribution import check
 
 RESULT_PREFIX = "DATA_PARALLEL_RESULT "
 # Guards against a hung subprocess; not a timing assertion.
@@ -26,7 +26,7 @@ SCRIPT = """
 import json, sys
 import keras
 import keras_tl
-from keras_tl.distribution import fitting, scope
+from keras_tl.training.distribution import fitting, scope
 
 experiment = json.loads(sys.argv[1])
 numbers = {}

@@ -16,9 +16,9 @@ import yaml
 from click.testing import CliRunner
 
 import keras_tl
-from keras_tl.config import load_experiment
-from keras_tl.evaluator import plan
-from keras_tl.executors import RAY_TRIAL_RETRIES, RayExecutor
+from keras_tl.config.schema import load_experiment
+from keras_tl.experiment.executors import RAY_TRIAL_RETRIES, RayExecutor
+from keras_tl.experiment.plan import plan
 from keras_tl.store import TrialStore
 from keras_tl_cli.main import cli
 

@@ -6,7 +6,6 @@ import pytest
 from keras_tl.errors import DataError
 from keras_tl.scores import continual
 
-
 # Rows: after training on task 0, 1, 2. Columns: evaluated on task 0, 1, 2.
 R3 = [
     [0.90, 0.30, 0.20],

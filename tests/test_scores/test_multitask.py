@@ -5,7 +5,6 @@ import pytest
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.scores.multitask import delta_m
 
-
 DIRECTIONS = {"accuracy": "higher", "loss": "lower", "auc": "higher"}
 
 

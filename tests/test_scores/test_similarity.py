@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from keras_tl.errors import ConfigError, DataError
-from keras_tl.scores.similarity import layer_similarity, linear_cka
+from keras_tl.measure.similarity import layer_similarity
+from keras_tl.scores.similarity import linear_cka
 
 
 def _activations(num_samples=60, num_features=10, seed=0):

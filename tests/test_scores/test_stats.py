@@ -1,15 +1,21 @@
-"""Tests for keras_tl.scores.stats: intervals, paired tests, Holm, rank agreement."""
+"""Tests for keras_tl.scores.stats: summaries, paired differences, Holm, verdicts, ranks.
+
+The sign-flip test, intervals (no-width, bounded) and inconclusive explanations
+have their own files: test_stats_sign_flip.py, test_stats_intervals.py and
+test_stats_inconclusive.py.
+"""
 
 import json
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.scores import stats
-
 
 # summarize
 
@@ -76,9 +82,18 @@ def test_paired_difference_matches_scipy_paired_tests():
     differences = values - baseline
     assert result["n"] == 8
     assert result["mean"] == pytest.approx(differences.mean(), rel=1e-12)
-    assert result["p_value"] == pytest.approx(
-        scipy_stats.ttest_rel(values, baseline).pvalue, rel=1e-10
+    # Oracle: SciPy's own exact paired permutation test (all 2**8 within-pair swaps).
+    permutation = scipy_stats.permutation_test(
+        (values, baseline),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=np.inf,
+        alternative="two-sided",
     )
+    assert result["p_value"] == pytest.approx(permutation.pvalue, rel=1e-12)
+    assert result["p_value_method"] == "sign_flip_exact"
+    assert result["min_p_value"] == 2 / 2**8
     assert result["wilcoxon_p_value"] == pytest.approx(
         scipy_stats.wilcoxon(values, baseline).pvalue, rel=1e-10
     )
@@ -92,34 +107,42 @@ def test_paired_difference_matches_scipy_paired_tests():
 
 
 def test_paired_difference_hand_computed_case():
-    # Differences [1, 2, 3, 4]: t = 2.5 / (1.2909944 / 2) = 3.8729833 with 3 df.
+    # Differences [1, 2, 3, 4], all positive: of the 2**4 sign patterns only
+    # all-plus (+10) and all-minus (-10) reach |sum| = 10, so p = 2 / 16.
     result = stats.paired_difference([2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0])
     assert result["mean"] == pytest.approx(2.5)
     assert result["effect_size"] == pytest.approx(2.5 / 1.2909944, abs=1e-6)
-    expected_p = 2 * scipy_stats.t.sf(3.8729833, df=3)
-    assert result["p_value"] == pytest.approx(expected_p, rel=1e-6)
-    assert result["p_value"] == pytest.approx(0.0304, abs=1e-4)
+    assert result["p_value"] == 0.125
+    # t_{0.975, 3} = 3.182446, sem = 1.2909944 / 2.
+    assert result["ci_low"] == pytest.approx(2.5 - 3.182446 * 0.6454972, abs=1e-6)
+    assert result["ci_high"] == pytest.approx(2.5 + 3.182446 * 0.6454972, abs=1e-6)
     assert result["wilcoxon_p_value"] is None  # fewer than 6 pairs
 
 
 def test_paired_difference_gain_is_positive_when_a_lower_loss_improves():
-    loss_transfer = [0.30, 0.28, 0.35, 0.31]
-    loss_scratch = [0.40, 0.41, 0.45, 0.39]
+    loss_transfer = [0.30, 0.28, 0.35, 0.31, 0.33, 0.29]
+    loss_scratch = [0.40, 0.41, 0.45, 0.39, 0.36, 0.38]
     lower = stats.paired_difference(loss_transfer, loss_scratch, higher_is_better=False)
     higher = stats.paired_difference(loss_transfer, loss_scratch, higher_is_better=True)
-    assert lower["mean"] == pytest.approx(0.1025)
+    # Gains 0.10, 0.13, 0.10, 0.08, 0.03, 0.09: mean 0.53 / 6.
+    assert lower["mean"] == pytest.approx(0.53 / 6)
     assert lower["ci_low"] > 0
     assert lower["effect_size"] > 0
     assert higher["mean"] == pytest.approx(-lower["mean"])
-    assert lower["p_value"] == pytest.approx(higher["p_value"])
+    # Six gains of one sign: only the all-plus and all-minus patterns reach |sum|.
+    assert lower["p_value"] == 2 / 2**6
+    assert higher["p_value"] == lower["p_value"]
     assert stats.verdict(lower["mean"], lower["p_value"]) == "positive"
     assert stats.verdict(higher["mean"], higher["p_value"]) == "negative"
 
 
 def test_paired_difference_constant_differences_follow_the_documented_rule():
-    # 0.3 - 0.2 and 0.5 - 0.4 differ in the last bit; still "identical".
-    shifted = stats.paired_difference([0.3, 0.5, 0.7], [0.2, 0.4, 0.6])
+    # 0.3 - 0.2, 0.8 - 0.7 and 0.2 - 0.1 differ in the last bits; still "identical".
+    shifted = stats.paired_difference([0.3, 0.8, 0.2], [0.2, 0.7, 0.1])
+    assert len({0.3 - 0.2, 0.8 - 0.7, 0.2 - 0.1}) == 3
     assert shifted["std"] == 0.0
+    # No interval of zero width.
+    assert shifted["ci_low"] is None and shifted["ci_high"] is None
     # The sign-flip test: 2 of the 2**3 sign patterns reach |mean| = 0.1.
     assert shifted["p_value"] == 0.25
     assert shifted["effect_size"] is None
@@ -136,7 +159,10 @@ def test_paired_difference_constant_differences_follow_the_documented_rule():
 def test_paired_difference_of_one_pair_has_no_tests():
     result = stats.paired_difference([0.9], [0.8])
     assert result["mean"] == pytest.approx(0.1)
-    for key in ("std", "ci_low", "p_value", "wilcoxon_p_value", "effect_size"):
+    for key in (
+        "std", "ci_low", "ci_high", "p_value", "p_value_method", "min_p_value",
+        "wilcoxon_p_value", "effect_size",
+    ):
         assert result[key] is None
 
 
@@ -240,6 +266,53 @@ def test_rank_agreement_drops_undefined_pairs():
     result = stats.rank_agreement([1, None, 2, 3, 4], [1, 5, 2, float("nan"), 3])
     assert result["n"] == 3
     assert result["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_rank_agreement_treats_round_off_as_ties():
+    # 3.0, 3.0000000000000004 and 2.999999999999999 are one value: pairs among the
+    # first three candidates are tied on the realised side, and each of them is
+    # discordant with the fourth. C = 0, D = 3, n0 = 6 pairs, 3 tied in y, none
+    # in x: tau_b = (0 - 3) / sqrt(6 * (6 - 3)).
+    realised = [3.0, 3.0000000000000004, 2.999999999999999, 1.0]
+    result = stats.rank_agreement([1.0, 2.0, 3.0, 4.0], realised)
+    assert result["kendall_tau"] == pytest.approx(-3 / math.sqrt(18), abs=1e-12)
+    # Read as three different values they would give (1 - 5) / 6 instead.
+    assert result["kendall_tau"] != pytest.approx(-4 / 6)
+    # The same three values alone are a constant side: nothing to correlate.
+    alone = stats.rank_agreement([1.0, 2.0, 3.0], realised[:3])
+    assert alone == {"kendall_tau": None, "weighted_tau": None, "pearson": None, "n": 3}
+
+
+def test_rank_agreement_snaps_ties_on_both_sides_and_near_zero():
+    # Scores 1.0 and 1.0000000000000002 tie: 5 concordant pairs, 1 tied in x:
+    # tau_b = 5 / sqrt(6 * 5).
+    result = stats.rank_agreement([1.0, 1.0000000000000002, 2.0, 3.0], [1, 2, 3, 4])
+    assert result["kendall_tau"] == pytest.approx(5 / math.sqrt(30), abs=1e-12)
+    # A gain of 0.3 - 0.2 - 0.1 (= -2.8e-17) is a gain of 0 when gains go to 0.1.
+    gains = [0.0, 0.3 - 0.2 - 0.1, 0.05, 0.1]
+    assert gains[1] != 0.0
+    result = stats.rank_agreement([1.0, 2.0, 3.0, 4.0], gains)
+    assert result["kendall_tau"] == pytest.approx(5 / math.sqrt(30), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(-3, 3)), min_size=3, max_size=9),
+    st.integers(0, 2**32 - 1),
+)
+def test_rank_agreement_ignores_round_off_perturbations(pairs, seed):
+    x = np.array([float(a) + 1.0 for a, _ in pairs])
+    y = np.array([float(b) / 10.0 for _, b in pairs])
+    rng = np.random.default_rng(seed)
+    x_noisy = x * (1.0 + rng.integers(-4, 5, x.size) * 2.0**-52)
+    y_noisy = y * (1.0 + rng.integers(-4, 5, y.size) * 2.0**-52) + rng.integers(
+        -1, 2, y.size
+    ) * 1e-17
+    result = stats.rank_agreement(x_noisy, y_noisy)
+    if np.all(x == x[0]) or np.all(y == y[0]):
+        assert result["kendall_tau"] is None
+    else:
+        assert result["kendall_tau"] == pytest.approx(scipy_stats.kendalltau(x, y)[0])
 
 
 def test_rank_agreement_rejects_a_length_mismatch():

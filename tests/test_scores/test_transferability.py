@@ -1,26 +1,28 @@
 """Transferability scores: hand-computed values, properties, backend tensors, errors."""
 
 import math
+import re
 
 import keras
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import LedoitWolf, ledoit_wolf_shrinkage
+from sklearn.decomposition import PCA
 
-from keras_tl.errors import ConfigError
-from keras_tl.errors import DataError
+from keras_tl.errors import ConfigError, DataError
 from keras_tl.scores import transferability
-from keras_tl.scores.transferability import SCORES
-from keras_tl.scores.transferability import gbc
-from keras_tl.scores.transferability import h_score
-from keras_tl.scores.transferability import leep
-from keras_tl.scores.transferability import logme
-from keras_tl.scores.transferability import nce
-from keras_tl.scores.transferability import regularized_h_score
-from keras_tl.scores.transferability import transrate
+from keras_tl.scores.transferability import (
+    SCORES,
+    gbc,
+    h_score,
+    leep,
+    logme,
+    nce,
+    regularized_h_score,
+    transrate,
+)
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 
@@ -29,33 +31,40 @@ PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 # Helpers written independently of the module under test
 
 
-def scalar_logme(features, targets, return_iterations=False):
-    """LogME by the per-column scalar fixed point: one SVD, a loop over columns."""
+def paper_logme(features, targets, return_iterations=False):
+    """LogME from the explicit D x D matrices of the paper, one column at a time.
+
+    You et al. (ICML 2021), with the fixed-point updates of the JMLR paper:
+    A = alpha I + beta F^T F, m = beta A^-1 F^T y, gamma = beta tr(A^-1 F^T F),
+    alpha = gamma / (|m|^2 + 1e-5), beta = (N - gamma) / (|y - F m|^2 + 1e-5),
+    and the evidence D/2 ln alpha + N/2 ln beta - 1/2 ln|A| - beta/2 |y - F m|^2
+    - alpha/2 |m|^2 - N/2 ln 2 pi at the final alpha, beta. No SVD and no rank
+    threshold: ln|A| comes from slogdet of the whole D x D matrix, so every
+    direction of the weight space counts, zero directions included.
+    """
     num_samples, num_features = features.shape
-    left, singular_values, _ = np.linalg.svd(features, full_matrices=False)
-    sigma = singular_values**2
-    keep = sigma > sigma.max() * max(features.shape) * np.finfo(np.float64).eps
-    left, sigma = left[:, keep], sigma[keep]
+    gram = features.T @ features
+    identity = np.eye(num_features)
     evidences, iterations = [], []
-    for column in range(targets.shape[1]):
-        y = targets[:, column]
-        x = left.T @ y
-        x2 = x**2
-        r0 = max(y @ y - x2.sum(), 0.0)
+    for y in targets.T:
         alpha, beta = 1.0, 1.0
         for iteration in range(1, 12):  # noqa: B007 (read after the loop)
-            t = alpha / beta
-            gamma = np.sum(sigma / (sigma + t))
-            m2 = np.sum(sigma * x2 / (t + sigma) ** 2)
-            res2 = np.sum(x2 / (1.0 + sigma / t) ** 2) + r0
+            previous_ratio = alpha / beta
+            matrix_a = alpha * identity + beta * gram
+            m = beta * np.linalg.solve(matrix_a, features.T @ y)
+            gamma = beta * np.trace(np.linalg.solve(matrix_a, gram))
+            m2 = m @ m
+            res2 = np.sum((y - features @ m) ** 2)
             alpha = gamma / (m2 + 1e-5)
             beta = (num_samples - gamma) / (res2 + 1e-5)
-            if abs(alpha / beta - t) / t <= 1e-3:
+            if abs(alpha / beta - previous_ratio) / previous_ratio <= 1e-3:
                 break
+        sign, log_det = np.linalg.slogdet(alpha * identity + beta * gram)
+        assert sign > 0
         evidence = (
             num_features / 2.0 * math.log(alpha)
             + num_samples / 2.0 * math.log(beta)
-            - 0.5 * np.sum(np.log(alpha + beta * sigma))
+            - 0.5 * log_det
             - beta / 2.0 * res2
             - alpha / 2.0 * m2
             - num_samples / 2.0 * math.log(2.0 * math.pi)
@@ -67,36 +76,39 @@ def scalar_logme(features, targets, return_iterations=False):
     return float(np.mean(evidences))
 
 
-def matrix_logme(features, targets):
-    """LogME with explicit matrices (no SVD): m = (F^T F + t I)^-1 F^T y, log det A."""
-    num_samples, num_features = features.shape
-    gram = features.T @ features
-    identity = np.eye(num_features)
-    evidences = []
-    for y in targets.T:
-        alpha, beta = 1.0, 1.0
-        for _ in range(11):
-            t = alpha / beta
-            system = gram + t * identity
-            m = np.linalg.solve(system, features.T @ y)
-            gamma = np.trace(np.linalg.solve(system, gram))
-            m2 = m @ m
-            res2 = np.sum((y - features @ m) ** 2)
-            alpha = gamma / (m2 + 1e-5)
-            beta = (num_samples - gamma) / (res2 + 1e-5)
-            if abs(alpha / beta - t) / t <= 1e-3:
-                break
-        _, log_det = np.linalg.slogdet(alpha * identity + beta * gram)
-        evidence = (
-            num_features / 2.0 * math.log(alpha)
-            + num_samples / 2.0 * math.log(beta)
-            - 0.5 * log_det
-            - beta / 2.0 * res2
-            - alpha / 2.0 * m2
-            - num_samples / 2.0 * math.log(2.0 * math.pi)
-        )
-        evidences.append(evidence / num_samples)
-    return float(np.mean(evidences))
+def wider(features, width, rng):
+    """F Q with Q (D x width) of orthonormal rows: the same data in more columns."""
+    basis, _ = np.linalg.qr(rng.normal(size=(width, features.shape[1])))
+    return features @ basis.T
+
+
+def spherical_gbc(features, labels, log_term_weight=None):
+    """GBC with spherical class Gaussians, class pair by class pair (Pandy et al.).
+
+    The Bhattacharyya distance between N(mu_1, s_1 I) and N(mu_2, s_2 I) in d
+    dimensions is |mu_1 - mu_2|^2 / (8 s) + d/2 ln(s / sqrt(s_1 s_2)) with
+    s = (s_1 + s_2) / 2; `log_term_weight` replaces d/2 when given.
+    """
+    num_samples, dim = features.shape
+    weight = dim / 2.0 if log_term_weight is None else log_term_weight
+    stats = {}
+    for c in np.unique(labels):
+        rows = features[labels == c]
+        mean = rows.mean(axis=0)
+        per_dim = ((rows - mean) ** 2).mean(axis=0)
+        stats[c] = (mean, np.mean(np.maximum(per_dim, 1e-4)))
+    total = 0.0
+    for c1 in stats:
+        for c2 in stats:
+            if c1 == c2:
+                continue
+            (mu1, s1), (mu2, s2) = stats[c1], stats[c2]
+            s = (s1 + s2) / 2
+            distance = np.sum((mu1 - mu2) ** 2) / (8 * s) + weight * math.log(
+                s / math.sqrt(s1 * s2)
+            )
+            total += math.exp(-distance)
+    return -total
 
 
 def one_hot(labels, num_classes):
@@ -220,11 +232,42 @@ def test_h_score_matches_explicit_covariances_in_two_dimensions():
     assert h_score(features, labels) == pytest.approx(expected, rel=1e-10)
 
 
-def test_h_score_saturates_at_num_classes_minus_one_when_samples_do_not_exceed_dims():
+@pytest.mark.parametrize("num_samples, num_features", [(12, 20), (12, 12), (12, 11)])
+def test_h_score_refuses_features_that_span_every_sample_direction(
+    num_samples, num_features
+):
+    # Centred rank N - 1 (N <= D + 1): any labels, even random ones, would score
+    # C - 1, so the score is refused rather than ranked.
     rng = np.random.default_rng(0)
-    labels = balanced_labels(rng, 12, 3)
+    labels = balanced_labels(rng, num_samples, 3)
+    features = separable_features(rng, labels, num_features)
 
-    assert h_score(rng.normal(size=(12, 20)), labels) == pytest.approx(2.0, rel=1e-9)
+    with pytest.raises(
+        DataError,
+        match=rf"h_score is degenerate .* score C - 1 = 2\. Received: {num_samples} "
+        rf"samples with {num_features} features \(centred rank 11\)\. Expected: "
+        r"more samples than feature dimensions .* Score on more target samples",
+    ):
+        h_score(features, labels)
+    # Shrinkage keeps the regularized score informative on the same data.
+    assert 0.0 < regularized_h_score(features, labels) < 2.0
+
+
+def test_h_score_scores_rank_deficient_features_below_the_sample_rank():
+    rng = np.random.default_rng(1)
+    labels = balanced_labels(rng, 12, 3)
+    # N <= D but rank 3 < N - 1: the span of the features is informative.
+    low_rank = rng.normal(size=(12, 3)) @ rng.normal(size=(3, 20))
+    # N > D + 1 with dead (all-zero) and duplicated units: cov(F) is singular and
+    # the pseudo-inverse scores the span, the same as without those columns.
+    base = separable_features(rng, balanced_labels(rng, 40, 3), 5)
+    base_labels = balanced_labels(rng, 40, 3)
+    padded = np.concatenate([base, np.zeros((40, 3)), base[:, :2] * 2.0], axis=1)
+
+    assert 0.0 <= h_score(low_rank, labels) < 2.0
+    assert h_score(padded, base_labels) == pytest.approx(
+        h_score(base, base_labels), rel=1e-9
+    )
 
 
 def test_regularized_h_score_equals_h_score_for_one_feature():
@@ -232,6 +275,25 @@ def test_regularized_h_score_equals_h_score_for_one_feature():
     features = np.array([[0.0], [2.0], [4.0], [6.0]])
 
     assert regularized_h_score(features, TARGETS) == pytest.approx(0.8, rel=1e-12)
+
+
+def test_regularized_h_score_refuses_features_shrunk_all_the_way_to_isotropic():
+    # Nearly isotropic features with few samples per dimension: Ledoit-Wolf clips
+    # the shrinkage at 1, cov_a = mu I, and any labels would score (1 - 1) ... = 0.
+    rng = np.random.default_rng(10)
+    labels = rng.permutation(np.arange(40) % 4)
+    features = rng.normal(size=(40, 32)) + 0.5 * one_hot(labels, 32)
+    centred = features - features.mean(axis=0)
+    assert ledoit_wolf_shrinkage(centred, assume_centered=True) == 1.0
+
+    for form in ("keras_tl", "authors"):
+        with pytest.raises(
+            DataError,
+            match=r"regularized_h_score is degenerate .* the Ledoit-Wolf shrinkage "
+            r"is 1 .* any labels would score 0\. Received: 40 samples with 32 "
+            r"features\. Expected: .*shrinkage below 1.* Score on more target",
+        ):
+            regularized_h_score(features, labels, form=form)
 
 
 @pytest.mark.parametrize("num_samples, num_features", [(60, 8), (16, 30)])
@@ -250,7 +312,9 @@ def test_regularized_h_score_matches_sklearn_ledoit_wolf(num_samples, num_featur
     score = regularized_h_score(features, labels)
 
     assert score == pytest.approx(expected, rel=1e-9)
-    assert 0.0 < score < h_score(features, labels)
+    assert 0.0 < score < 3.0
+    if num_samples > num_features + 1:
+        assert score < h_score(features, labels)
 
 
 def test_gbc_of_two_one_dimensional_classes_matches_the_closed_form():
@@ -273,6 +337,68 @@ def test_gbc_uses_the_mean_of_floored_per_dimension_variances():
     assert gbc(features, TARGETS) == pytest.approx(-2 * math.exp(-distance), rel=1e-12)
 
 
+def explicit_pca(features, num_components):
+    """scikit-learn's exact PCA; zero columns for components beyond min(N, D)."""
+    kept = min(num_components, *features.shape)
+    projected = PCA(n_components=kept, svd_solver="full").fit_transform(features)
+    return np.concatenate(
+        [projected, np.zeros((len(features), num_components - kept))], axis=1
+    )
+
+
+@pytest.mark.parametrize("num_samples, num_features", [(300, 100), (50, 200)])
+def test_gbc_reduces_wide_features_to_64_principal_components(
+    num_samples, num_features
+):
+    # Pandy et al. reduce features to 64 dimensions with PCA before scoring.
+    rng = np.random.default_rng(11)
+    labels = balanced_labels(rng, num_samples, 4)
+    scales = np.linspace(0.5, 3.0, num_features)  # distinct variances: a clear cut
+    features = rng.normal(size=(num_samples, num_features)) * scales
+    features += 2.0 * one_hot(labels, 4) @ rng.normal(size=(4, num_features))
+
+    expected = spherical_gbc(explicit_pca(features, 64), labels)
+
+    assert gbc(features, labels) == pytest.approx(expected, rel=1e-9)
+    assert gbc(features, labels, pca_dim=64) == gbc(features, labels)
+    assert gbc(features, labels, pca_dim=10) == pytest.approx(
+        spherical_gbc(explicit_pca(features, 10), labels), rel=1e-9
+    )
+    assert gbc(features, labels, pca_dim=None) == pytest.approx(
+        spherical_gbc(features, labels), rel=1e-9
+    )
+
+
+def test_gbc_scores_features_no_wider_than_pca_dim_as_given():
+    rng = np.random.default_rng(12)
+    labels = balanced_labels(rng, 80, 4)
+    features = separable_features(rng, labels, 16) * 3.0 + 5.0
+
+    expected = spherical_gbc(features, labels)
+
+    assert gbc(features, labels) == pytest.approx(expected, rel=1e-12)
+    assert gbc(features, labels, pca_dim=16) == pytest.approx(expected, rel=1e-12)
+    assert gbc(features, labels, pca_dim=None) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gbc_of_wide_features_no_longer_underflows():
+    # 1024-dimensional features, classes with different variances: the d/2 log
+    # term makes every coefficient exp(-D_B) underflow towards 0 without the PCA.
+    rng = np.random.default_rng(1)
+    labels = balanced_labels(rng, 200, 4)
+    scales = np.array([1.0, 1.5, 2.0, 2.5])[labels][:, None]
+    features = rng.normal(size=(200, 1024)) * scales
+
+    unreduced = gbc(features, labels, pca_dim=None)
+    reduced = gbc(features, labels)
+
+    assert -1e-6 < unreduced < 0.0
+    assert reduced < -1e-2
+    assert reduced == pytest.approx(
+        spherical_gbc(explicit_pca(features, 64), labels), rel=1e-9
+    )
+
+
 def test_transrate_matches_the_closed_form_for_orthogonal_classes():
     # Class 0 on the x axis, class 1 on the y axis; centred, mean squared norm 1.
     features = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
@@ -293,19 +419,23 @@ def test_logme_matches_the_explicit_matrix_evidence_on_a_tiny_input():
     labels = np.array([0, 0, 1, 1, 0, 1])
 
     assert logme(features, labels) == pytest.approx(
-        matrix_logme(features, one_hot(labels, 2)), rel=1e-9
+        paper_logme(features, one_hot(labels, 2)), rel=1e-9
     )
 
 
 # ---------------------------------------------------------------------------------
-# Vectorised LogME against the per-column scalar algorithm
+# Vectorised LogME against the explicit-matrix evidence, column by column
 
 
 @pytest.mark.parametrize(
-    "num_samples, num_features, base_rank", [(300, 40, None), (60, 120, 12)]
+    "num_samples, num_features, base_rank, tolerance",
+    # The explicit 120 x 120 matrices of the low-rank case have a condition number
+    # near 1e7 at the optimum: the oracle itself moves by ~3e-9 relative when the
+    # features are perturbed by 1e-15 (the SVD-based score by ~1e-11).
+    [(300, 40, None, 1e-9), (60, 120, 12, 1e-8)],
 )
-def test_vectorised_logme_equals_the_per_class_scalar_loop(
-    num_samples, num_features, base_rank
+def test_vectorised_logme_equals_the_explicit_matrix_evidence_per_class(
+    num_samples, num_features, base_rank, tolerance
 ):
     rng = np.random.default_rng(2)
     labels = balanced_labels(rng, num_samples, 7)
@@ -319,16 +449,16 @@ def test_vectorised_logme_equals_the_per_class_scalar_loop(
         )
     features[:, :7] += np.linspace(0.0, 3.0, 7)[labels][:, None] * one_hot(labels, 7)
 
-    expected, iterations = scalar_logme(
+    expected, iterations = paper_logme(
         features, one_hot(labels, 7), return_iterations=True
     )
 
     assert len(set(iterations)) >= 3  # the per-column stopping is exercised
-    assert logme(features, labels) == pytest.approx(expected, rel=1e-9, abs=0)
+    assert logme(features, labels) == pytest.approx(expected, rel=tolerance, abs=0)
 
 
 @pytest.mark.parametrize("num_samples, num_features", [(200, 30), (25, 60)])
-def test_vectorised_logme_equals_the_scalar_loop_for_regression(
+def test_vectorised_logme_equals_the_explicit_matrix_evidence_for_regression(
     num_samples, num_features
 ):
     rng = np.random.default_rng(3)
@@ -338,22 +468,63 @@ def test_vectorised_logme_equals_the_scalar_loop_for_regression(
     )
 
     assert logme(features, targets, kind="regression") == pytest.approx(
-        scalar_logme(features, targets), rel=1e-9, abs=0
+        paper_logme(features, targets), rel=1e-9, abs=0
     )
     assert logme(features, targets[:, 0], kind="regression") == pytest.approx(
-        scalar_logme(features, targets[:, :1]), rel=1e-9, abs=0
+        paper_logme(features, targets[:, :1]), rel=1e-9, abs=0
     )
 
 
-def test_logme_on_rank_deficient_features_drops_the_zero_directions():
+def rank_deficient_case(name, rng, labels):
+    num_samples = len(labels)
+    base = separable_features(rng, labels, 6)
+    if name == "more dims than samples":
+        return rng.normal(size=(num_samples, 90)) + one_hot(labels, 90)
+    if name == "zero columns":
+        return np.concatenate([base, np.zeros((num_samples, 5))], axis=1)
+    if name == "collinear columns":
+        return np.concatenate([base, base[:, :3] @ rng.normal(size=(3, 4))], axis=1)
+    if name == "low rank, N <= D":
+        return rng.normal(size=(num_samples, 5)) @ rng.normal(size=(5, 150))
+    return base  # full rank
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "full rank",
+        "more dims than samples",
+        "zero columns",
+        "collinear columns",
+        "low rank, N <= D",
+    ],
+)
+def test_logme_matches_the_explicit_matrix_evidence_with_every_direction(case):
     rng = np.random.default_rng(4)
-    labels = balanced_labels(rng, 80, 3)
-    low_rank = rng.normal(size=(80, 5)) @ rng.normal(size=(5, 12))
-    features = np.concatenate([low_rank, np.zeros((80, 2))], axis=1)
+    labels = balanced_labels(rng, 60, 3)
+    features = rank_deficient_case(case, rng, labels)
 
     assert logme(features, labels) == pytest.approx(
-        scalar_logme(features, one_hot(labels, 3)), rel=1e-6
+        paper_logme(features, one_hot(labels, 3)), rel=1e-9
     )
+
+
+def test_logme_of_the_same_data_in_more_columns_is_unchanged():
+    # Issue 16: with the zero directions dropped from ln|A|, Z = X Q scored
+    # 0.13 at D = 40, 2.70 at D = 100 and 84.2 at D = 2000 for X scoring -0.73.
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.arange(60) % 3)
+    features = rng.normal(size=(60, 20)) + 1.5 * np.eye(20)[labels]
+    expected = logme(features, labels)
+
+    for width in (40, 100, 2000):
+        assert logme(wider(features, width, rng), labels) == pytest.approx(
+            expected, rel=1e-9
+        ), width
+    for zeros in (10, 100):
+        padded = np.concatenate([features, np.zeros((60, zeros))], axis=1)
+        assert logme(padded, labels) == pytest.approx(expected, rel=1e-12), zeros
+    assert expected == pytest.approx(-0.72678, abs=1e-5)
 
 
 # ---------------------------------------------------------------------------------
@@ -394,13 +565,27 @@ def test_h_scores_are_non_negative_and_bounded_by_num_classes_minus_one(
 ):
     rng = np.random.default_rng(seed)
     labels = balanced_labels(rng, 2 * num_classes + extra, num_classes)
+    # Unequal variances per dimension, so Ledoit-Wolf usually shrinks below 1.
     features = rng.normal(size=(len(labels), num_features)) * scale
+    features *= np.geomspace(0.1, 10.0, num_features)
+    centred = features - features.mean(axis=0)
 
+    if ledoit_wolf_shrinkage(centred, assume_centered=True) >= 1.0:
+        with pytest.raises(DataError, match=r"regularized_h_score is degenerate"):
+            regularized_h_score(features, labels)
+        regularized = None
+    else:
+        regularized = regularized_h_score(features, labels)
+        assert 0.0 <= regularized <= num_classes - 1 + 1e-9
+    if len(labels) <= num_features + 1:  # centred rank N - 1: refused
+        with pytest.raises(DataError, match=r"h_score is degenerate"):
+            h_score(features, labels)
+        return
     score = h_score(features, labels)
-    regularized = regularized_h_score(features, labels)
 
     assert 0.0 <= score <= num_classes - 1 + 1e-9
-    assert 0.0 <= regularized <= score + 1e-9
+    if regularized is not None:
+        assert regularized <= score + 1e-9
 
 
 @PROPERTY_SETTINGS
@@ -411,9 +596,15 @@ def test_scores_are_invariant_to_relabelling_the_classes(seed, num_classes):
     relabelled = rng.permutation(num_classes)[labels]
     for name, spec in SCORES.items():
         inputs = score_inputs(name, rng, labels)
+        try:
+            expected = spec.function(inputs, labels)
+        except DataError:  # a degenerate case is refused under any labelling
+            with pytest.raises(DataError):
+                spec.function(inputs, relabelled)
+            continue
 
         assert spec.function(inputs, relabelled) == pytest.approx(
-            spec.function(inputs, labels), rel=1e-9, abs=1e-12
+            expected, rel=1e-9, abs=1e-12
         ), name
 
 
@@ -431,6 +622,39 @@ def test_logme_is_invariant_to_rotating_the_features(seed, num_samples, num_feat
 
     assert logme(features @ rotation, labels) == pytest.approx(
         logme(features, labels), rel=1e-6
+    )
+
+
+@PROPERTY_SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    num_samples=st.integers(6, 40),
+    num_features=st.integers(1, 30),
+    extra_width=st.integers(1, 90),
+    num_zero_columns=st.integers(1, 50),
+    regression=st.booleans(),
+)
+def test_logme_depends_only_on_the_span_of_the_features(
+    seed, num_samples, num_features, extra_width, num_zero_columns, regression
+):
+    # The same data in more columns (F Q with orthonormal rows, often D' > N) or
+    # with all-zero columns appended must score the same: ln|alpha I + beta F^T F|
+    # counts the added zero directions, which the D/2 ln alpha term cancels.
+    rng = np.random.default_rng(seed)
+    labels = balanced_labels(rng, num_samples, 3)
+    features = separable_features(rng, labels, num_features)
+    if regression:
+        labels = features[:, :1] + rng.normal(size=(num_samples, 2))
+    kind = "regression" if regression else "classification"
+    expected = logme(features, labels, kind=kind)
+    widened = wider(features, num_features + extra_width, rng)
+    padded = np.concatenate([features, np.zeros((num_samples, num_zero_columns))], 1)
+
+    assert logme(widened, labels, kind=kind) == pytest.approx(
+        expected, rel=1e-8, abs=1e-8
+    )
+    assert logme(padded, labels, kind=kind) == pytest.approx(
+        expected, rel=1e-8, abs=1e-8
     )
 
 
@@ -461,10 +685,15 @@ def test_logme_increases_when_the_target_becomes_linear_in_the_features(
 def test_scores_rank_separable_features_above_noise():
     rng = np.random.default_rng(5)
     labels = balanced_labels(rng, 120, 4)
+    # Unequal variances per dimension, as in real features (isotropic noise is
+    # refused by regularized_h_score: its Ledoit-Wolf shrinkage is 1).
+    scales = np.linspace(0.5, 3.0, 8)
     for name in ("logme", "h_score", "regularized_h_score", "gbc", "transrate"):
         function = SCORES[name].function
-        informative = function(separable_features(rng, labels, 8, spread=3.0), labels)
-        noise = function(rng.normal(size=(120, 8)), labels)
+        informative = function(
+            separable_features(rng, labels, 8, spread=3.0) * scales, labels
+        )
+        noise = function(rng.normal(size=(120, 8)) * scales, labels)
         assert informative > noise, name
 
 
@@ -519,6 +748,15 @@ def test_registry_names_every_score_and_the_input_it_needs():
         "transrate": "features",
     }
     assert all(SCORES[name].name == name for name in SCORES)
+    assert {name: spec.options for name, spec in SCORES.items()} == {
+        "logme": ("kind",),
+        "leep": (),
+        "nce": (),
+        "h_score": (),
+        "regularized_h_score": ("form",),
+        "gbc": ("pca_dim", "form"),
+        "transrate": ("eps", "form"),
+    }
     assert set(transferability.__all__) >= set(SCORES) | {"SCORES", "ScoreSpec"}
 
 
@@ -664,6 +902,30 @@ def test_logme_regression_targets_are_validated():
         ConfigError, match=r"Unknown LogME kind.*Received: kind='ranking'"
     ):
         logme(features, np.zeros(10), kind="ranking")
+
+
+@pytest.mark.parametrize("name", ["regularized_h_score", "gbc", "transrate"])
+def test_unknown_form_is_a_config_error(name):
+    inputs, labels = valid_case(name)
+
+    with pytest.raises(
+        ConfigError,
+        match=rf"Unknown {name} form\. Expected one of \['keras_tl', 'authors'\]\. "
+        r"Received: form='paper'\.",
+    ):
+        SCORES[name].function(inputs, labels, form="paper")
+
+
+@pytest.mark.parametrize("pca_dim", [0, -3, 2.5, True, "64"])
+def test_gbc_rejects_a_pca_dim_that_is_not_a_positive_integer(pca_dim):
+    inputs, labels = valid_case("gbc")
+
+    with pytest.raises(
+        ConfigError,
+        match=r"GBC pca_dim must be a positive integer or None\. "
+        rf"Received: pca_dim={re.escape(repr(pca_dim))}\.",
+    ):
+        gbc(inputs, labels, pca_dim=pca_dim)
 
 
 def test_all_zero_features_and_bad_eps_are_rejected():

@@ -1,0 +1,373 @@
+"""Executors: run trials one after another, in worker processes, or on Ray.
+
+The driver (`keras_tl.experiment.run.evaluate`) alone writes the trial store; an
+executor only turns trial specs into records. Workers (spawned processes or Ray
+actors) set `KERAS_BACKEND` and their thread limits before importing keras, and
+load source models from the run folder's cache, where they were trained once,
+one job per (source, seed), before any trial starts.
+"""
+
+import concurrent.futures
+import dataclasses
+import importlib.util
+import logging
+import multiprocessing
+import os
+import socket
+
+from keras_tl.errors import ConfigError, DataError
+from keras_tl.experiment.worker import (
+    Worker,
+    reference,
+    start_worker,
+    worker_source,
+    worker_trial,
+)
+
+EXECUTORS = ("serial", "process", "ray")
+
+
+# How often Ray runs a trial again on a restarted worker after its worker died.
+RAY_TRIAL_RETRIES = 1
+
+
+def resolve_executor(executor=None, workers=None, address=None, gpus_per_trial=0):
+    """Checks the executor options of `evaluate`; returns the executor's name.
+
+    Args:
+        executor: str or None. `"serial"`, `"process"` or `"ray"`; None picks
+            `"serial"` for one worker and `"process"` for more.
+        workers: int or None. Worker processes (`"process"`) or Ray actors
+            (`"ray"`); None: one per CPU (per `gpus_per_trial` GPUs on Ray).
+        address: str or None. The Ray cluster (`"auto"`, `"ray://HOST:PORT"`).
+        gpus_per_trial: float. GPUs each Ray actor holds (0: CPU only).
+
+    Raises:
+        ConfigError: an unknown executor, an option the executor does not take,
+            or `"ray"` without the `ray` package installed.
+    """
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ConfigError(f"workers: expected a positive integer, received {workers!r}")
+    if (
+        isinstance(gpus_per_trial, bool)
+        or not isinstance(gpus_per_trial, (int, float))
+        or gpus_per_trial < 0
+    ):
+        raise ConfigError(
+            f"gpus_per_trial: expected a number >= 0, received {gpus_per_trial!r}"
+        )
+    if executor is None:
+        executor = "serial" if workers in (None, 1) else "process"
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"executor: expected one of {', '.join(EXECUTORS)}, received {executor!r}"
+        )
+    if executor == "serial" and workers not in (None, 1):
+        raise ConfigError(
+            f"workers: the serial executor runs trials in this process, received "
+            f"workers={workers}. Use executor 'process' or 'ray', or one worker."
+        )
+    if executor != "ray" and (address is not None or gpus_per_trial):
+        raise ConfigError(
+            f"address and gpus_per_trial apply to the ray executor only, received "
+            f"executor={executor!r}, address={address!r}, "
+            f"gpus_per_trial={gpus_per_trial!r}. Use executor 'ray' or drop them."
+        )
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError(
+            "executor 'ray' needs the ray package, which is not installed. Install "
+            "it with: pip install 'keras-tl[ray]'"
+        )
+    return executor
+
+
+def _needed_sources(specs):
+    """The (source, seed) pairs the trials use, each once, in a stable order."""
+    return sorted(
+        {(spec.source, spec.seed) for spec in specs if spec.source is not None}, key=str
+    )
+
+
+class SerialExecutor:
+    """Runs trials in this process, reusing compiled models and prefix features.
+
+    Args:
+        plan: Plan.
+        cache_folder: str or None. Where source models are saved.
+        run_one: callable. Runs one trial (see `keras_tl.experiment.worker.Worker`).
+    """
+
+    def __init__(self, plan, cache_folder, run_one):
+        self.plan = plan
+        self._worker = Worker(plan, cache_folder, run_one)
+
+    def run(self, specs):
+        for spec in specs:
+            yield self._worker.trial(spec)
+
+    def close(self):
+        self._worker.close()
+
+
+class ProcessExecutor:
+    """Runs trials in `workers` spawned processes.
+
+    Source models are trained first, one job per (source, seed), and saved to the
+    cache folder; trial jobs start after that, so no source is trained twice.
+
+    Args:
+        plan: Plan.
+        cache_folder: str. Shared with the workers (the run folder's `cache/`).
+        workers: int or None. Number of processes (None: one per core).
+        backend: str. The Keras backend the workers use.
+        run_one: callable. A module-level function that runs one trial; each
+            worker imports it by name after choosing its backend.
+        unsafe_load: bool. Let the workers load `.keras` files that hold code.
+        threads: int. Threads per worker (default: cores // workers, at least 1).
+    """
+
+    def __init__(self, plan, cache_folder, workers, backend, run_one, unsafe_load=False,
+                 threads=None):
+        self.plan = plan
+        workers = workers or os.cpu_count() or 1
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            initargs=(backend, plan.experiment.to_dict(), cache_folder, threads,
+                      reference(run_one), unsafe_load),
+        )
+
+    def run(self, specs):
+        specs = list(specs)
+        jobs = [
+            self._executor.submit(worker_source, name, seed)
+            for name, seed in _needed_sources(specs)
+        ]
+        for job in concurrent.futures.as_completed(jobs):
+            job.result()
+        jobs = [self._executor.submit(worker_trial, spec) for spec in specs]
+        for job in concurrent.futures.as_completed(jobs):
+            yield job.result()
+
+    def close(self):
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerStartError(RuntimeError):
+    """A Ray worker could not import its backend or plan the experiment."""
+
+
+class _RayWorker:
+    """One Ray actor: a worker that keeps its plan, sources and compiled models.
+
+    Start-up errors (e.g. the backend is not installed on its node, or a task
+    file is missing there) are kept and raised by every call, so each trial
+    fails with the reason, rather than the actor dying at creation with the
+    reason buried in Ray's error.
+    """
+
+    def __init__(self, backend, experiment_config, cache_folder, working_folder, run_one,
+                 unsafe_load):
+        from keras_tl.backend import require
+
+        self.start_error = None
+        # Relative paths in the experiment (e.g. task files) then mean what they
+        # mean to the driver, wherever its folder is shared.
+        if os.path.isdir(working_folder):
+            os.chdir(working_folder)
+        try:
+            require(backend)
+            start_worker(backend, experiment_config, cache_folder, 1, run_one, unsafe_load)
+        except Exception as error:  # Reported with every trial (see the class docstring).
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            self.start_error = (
+                f"the Ray worker on {socket.gethostname()} could not start: {reason}"
+            )
+
+    def source(self, name, seed):
+        if self.start_error:
+            raise WorkerStartError(self.start_error)
+        return worker_source(name, seed)
+
+    def trial(self, fields):
+        """Runs the trial `TrialSpec(**fields)` (plain fields: unpickling a spec
+        would import keras before the start error could be reported)."""
+        if self.start_error:
+            raise WorkerStartError(self.start_error)
+        from keras_tl.experiment.spec import TrialSpec
+
+        return worker_trial(TrialSpec(**fields))
+
+
+def _user_error(error):
+    """The `ConfigError` or `DataError` a worker raised, from a Ray error, or None.
+
+    The driver raises these again, as the other executors do.
+    """
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, (ConfigError, DataError)) else None
+
+
+def _failure(error):
+    """The one-line reason and the details of a trial whose Ray call raised `error`."""
+    import ray
+
+    if isinstance(error, ray.exceptions.RayActorError):
+        reason = f"the Ray worker running this trial died {RAY_TRIAL_RETRIES + 1} times"
+        return reason, str(error)
+    cause = getattr(error, "cause", None) or error
+    if isinstance(cause, WorkerStartError):
+        return str(cause), None
+    return f"{type(cause).__name__}: {cause}".splitlines()[0], str(error)
+
+
+def _num_actors(workers, resources, gpus_per_trial):
+    """How many actors to start: `workers`, checked against the cluster's room.
+
+    More actors than the cluster holds would wait for resources forever.
+    """
+    resource, each = ("GPU", gpus_per_trial) if gpus_per_trial else ("CPU", 1)
+    held = resources.get(resource, 0)
+    room = int(held // each)
+    if room < 1 or (workers or 0) > room:
+        raise ConfigError(
+            f"workers: the Ray cluster has room for {room} workers ({held:g} "
+            f"{resource}s, {each:g} per worker), received workers={workers}, "
+            f"gpus_per_trial={gpus_per_trial:g}. Use fewer workers, a smaller "
+            f"gpus_per_trial, or a larger cluster."
+        )
+    return workers or room
+
+
+class RayExecutor:
+    """Runs trials on a Ray cluster, one actor per worker.
+
+    Each actor keeps its plan, its source models and its `ModelPool` for the
+    whole run, so compiled models are reused as in a local worker process. The
+    source models are trained first, one job per (source, seed), and saved to
+    `cache_folder`, which every node must see (a shared filesystem on a
+    multi-node cluster). An actor whose process dies mid-trial is restarted and
+    the trial runs again on it, up to `RAY_TRIAL_RETRIES` times; after that the
+    trial is returned as failed. Each actor reserves one CPU (and
+    `gpus_per_trial` GPUs) and runs its backend with one compute thread.
+
+    If Ray is not initialised yet, this connects to `address` (None: start a
+    local Ray instance, or join the cluster named by `RAY_ADDRESS`) and ships the
+    `keras_tl` package to the workers through the job's `runtime_env`; the
+    workers still need keras and the backend installed, and import
+    `module:function` builders from their own Python path. An already
+    initialised Ray (e.g. `ray.init(...)` in a notebook) is used as it is, and
+    left running. Each actor works in the driver's working folder when its node
+    has it, so relative paths in the experiment resolve as for the driver.
+
+    Args:
+        plan: Plan.
+        cache_folder: str. The run folder's `cache/`, seen by every worker.
+        workers: int or None. Number of actors (None: as many as the cluster's
+            CPUs, or its GPUs divided by `gpus_per_trial`, allow).
+        backend: str. The Keras backend the workers use.
+        run_one: callable. A module-level function that runs one trial.
+        unsafe_load: bool. Let the workers load `.keras` files that hold code.
+        address: str or None. `"auto"` or `"ray://HOST:PORT"`.
+        gpus_per_trial: float. GPUs each actor holds; fractions share a GPU.
+    """
+
+    def __init__(self, plan, cache_folder, workers, backend, run_one, unsafe_load=False,
+                 address=None, gpus_per_trial=0):
+        import ray
+
+        from keras_tl.backend import thread_limits
+
+        self.plan = plan
+        self._actors = []
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            try:
+                ray.init(address=address, runtime_env={"py_modules": [package]},
+                         include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING)
+            except ConnectionError as error:
+                raise ConfigError(
+                    f"address: cannot connect to a Ray cluster at {address!r} "
+                    f"({str(error).splitlines()[0]}). Start one with `ray start "
+                    f"--head`, or leave out the address to start a local one."
+                ) from None
+        try:
+            workers = _num_actors(workers, ray.cluster_resources(), gpus_per_trial)
+        except ConfigError:
+            self.close()
+            raise
+        env = {"KERAS_BACKEND": backend, **thread_limits(1)}
+        actor = ray.remote(_RayWorker).options(
+            num_cpus=1, num_gpus=gpus_per_trial, max_restarts=-1,
+            max_task_retries=RAY_TRIAL_RETRIES, runtime_env={"env_vars": env},
+        )
+        self._actors = [
+            actor.remote(backend, plan.experiment.to_dict(), cache_folder, os.getcwd(),
+                         reference(run_one), unsafe_load)
+            for _ in range(workers)
+        ]
+
+    def _dispatch(self, method, jobs):
+        """Runs the actors' `method(*arguments)` for each `(job, arguments)` in
+        `jobs`, one job per actor at a time.
+
+        Yields `(job, result, error)` in the order the jobs finish; `error` is the
+        exception `ray.get` raised (then `result` is None).
+        """
+        import ray
+
+        waiting = list(reversed(jobs))
+        running = {}
+
+        def submit(actor):
+            if waiting:
+                job, arguments = waiting.pop()
+                running[getattr(actor, method).remote(*arguments)] = (actor, job)
+
+        for actor in self._actors:
+            submit(actor)
+        while running:
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            actor, job = running.pop(done)
+            result = error = None
+            try:
+                result = ray.get(done)
+            except ray.exceptions.RayError as raised:
+                error = raised
+            submit(actor)
+            yield job, result, error
+
+    def run(self, specs):
+        from keras_tl.experiment.spec import base_record
+
+        specs = list(specs)
+        # A source that fails to train here fails again, recorded, in its trials.
+        sources = [(pair, pair) for pair in _needed_sources(specs)]
+        for _, _, error in self._dispatch("source", sources):
+            if _user_error(error):
+                raise _user_error(error) from None
+        trials = [(spec, (dataclasses.asdict(spec),)) for spec in specs]
+        for spec, result, error in self._dispatch("trial", trials):
+            if error is None:
+                yield result
+                continue
+            if _user_error(error):
+                raise _user_error(error) from None
+            message, details = _failure(error)
+            record = base_record(self.plan, spec)
+            record.update(status="failed", error=message, wall_time=None)
+            yield record, details
+
+    def close(self):
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        if self._owns_ray:
+            ray.shutdown()

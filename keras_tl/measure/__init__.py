@@ -1,0 +1,2 @@
+"""Models -> arrays for `keras_tl.scores`: features, transferability scoring, layer
+similarity and source retention."""
