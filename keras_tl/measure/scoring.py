@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_tl.errors import ConfigError
+from keras_tl.errors import ConfigError, DataError
 from keras_tl.measure.features import feature_layer, layer_features, source_probabilities
 from keras_tl.scores.transferability import SCORES
 
@@ -67,7 +67,12 @@ def score_transfer(source_model, source_kind, layer_name, x, y, target_kind, nam
                 kind = "regression" if target_kind == "regression" else "classification"
                 results[name] = spec.function(features, labels, kind=kind)
             else:
-                results[name] = spec.function(features, labels)
+                try:
+                    results[name] = spec.function(features, labels)
+                except DataError:
+                    # Degenerate for these features (e.g. h_score when they span
+                    # every sample direction): not a number to rank.
+                    results[name] = None
     return results
 
 

@@ -15,6 +15,9 @@ from click.testing import CliRunner
 
 from keras_tl_cli.main import cli
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 BACKENDS = ("torch", "tensorflow", "jax")
 BUILTIN_TASKS = (
     "digits",

@@ -9,10 +9,14 @@ import subprocess
 import sys
 
 import keras
+import pytest
 import yaml
 
 from keras_tl.experiment.spec import TrialSpec
 from keras_tl_cli.progress import LineProgress, LiveProgress, progress_for
+
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
 
 CLEAR_LINE = "\r\x1b[K"
 SPEC = TrialSpec(arm="fine_tune", freeze_depth=1, train_size=30, seed=2, source="digits")

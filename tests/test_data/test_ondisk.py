@@ -21,6 +21,9 @@ from keras_tl.errors import DataError
 from keras_tl.measure import features
 from keras_tl.training import fit, fusion
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def data_cache(tmp_path, monkeypatch):

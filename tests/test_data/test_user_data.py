@@ -15,6 +15,9 @@ import keras_tl.data.ondisk
 from keras_tl.data.registry import load_task
 from keras_tl.errors import DataError
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 SPLITS = ("train", "val", "test")
 SPECIES = ("setosa", "versicolor", "virginica")
 

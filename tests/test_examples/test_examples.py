@@ -10,6 +10,9 @@ import keras_tl
 from keras_tl.config.schema import DEFAULT_EXPERIMENT, load_experiment
 from keras_tl.report.markdown import render_markdown
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 YAML_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 # Examples that download ImageNet weights and CIFAR-10: run offline, reduced, below.

@@ -21,6 +21,9 @@ from keras_tl.results.results import SCHEMA_VERSION
 from keras_tl.results.summary import rebuild
 from keras_tl.store import STORE_NAME
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 TINY = {
     "name": "tiny",
     "model": {"builder": "small_cnn"},

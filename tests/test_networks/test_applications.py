@@ -9,6 +9,9 @@ from keras_tl.networks.units import transfer_units, trunk_layers
 from keras_tl.training.fit import FitSettings
 from keras_tl.training.recipes import train_target
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def mobilenet():

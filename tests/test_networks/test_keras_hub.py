@@ -14,6 +14,9 @@ import pytest
 import keras_tl
 from keras_tl.networks.network import Network
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 
 def test_a_missing_keras_hub_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub fails

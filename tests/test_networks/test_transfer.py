@@ -13,6 +13,9 @@ from keras_tl.networks.transfer import TransferReport, freeze, transfer_weights
 from keras_tl.training.fit import FitSettings, compile_model, fit
 from keras_tl.training.recipes import train_target
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 SETTINGS = FitSettings(epochs=2, batch_size=10, optimizer="adam", learning_rate=0.01)
 
 

@@ -13,6 +13,9 @@ from keras_tl.report.markdown import render_markdown
 from keras_tl.training.fit import FitSettings
 from keras_tl.training.recipes import train_target
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 
 def _user_script_model(path):
     """What a user writes: a plain Keras CNN with BatchNormalization and Dropout."""

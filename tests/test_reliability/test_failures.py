@@ -24,6 +24,9 @@ import keras_tl.experiment.trial
 from keras_tl.store import STORE_NAME
 from keras_tl_cli.main import cli
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 DIVERGING = ("fine_tune", 1)  # (arm, seed) of the one trial made to diverge.
 VERDICTS = {"positive", "negative", "inconclusive"}
 

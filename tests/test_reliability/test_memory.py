@@ -8,6 +8,9 @@ import sys
 import keras
 import pytest
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 # 10 seeds x 2 train sizes x (scratch, fine_tune, linear_probe) = 60 trials, each
 # with its source model, transferability scores, retention and CKA.
 SWEEP = {

@@ -40,6 +40,9 @@ from keras_tl.experiment.sources import SourceModels
 from keras_tl.experiment.trial import run_trial
 from keras_tl.store import STORE_NAME, TrialStore
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 NUM_TRIALS = 6
 # Record fields that measure time, not results: they differ between any two runs.
 TIMINGS = ("fit_time", "wall_time")

@@ -18,6 +18,9 @@ from keras_tl.results.results import Results
 from keras_tl.results.summary import rebuild
 from keras_tl.store import STORE_NAME, TrialStore
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 EXPERIMENT = {
     "name": "tiny-store",
     "model": {"builder": "mlp"},

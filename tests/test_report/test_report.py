@@ -21,6 +21,9 @@ from keras_tl.report.markdown import render_markdown
 from keras_tl.report.plots import arm_style
 from keras_tl.results.summary import rebuild
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_PLOTS = ("gains", "freeze_depth", "learning_curves", "retention", "scores", "cka")
 

@@ -18,6 +18,9 @@ import pytest
 from keras_tl.errors import ConfigError
 from keras_tl.training.distribution import check
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 RESULT_PREFIX = "DATA_PARALLEL_RESULT "
 # Guards against a hung subprocess; not a timing assertion.
 HANG_LIMIT = 300

@@ -33,7 +33,9 @@ def run_rounds(differences, min_seeds, max_seeds):
     seen = 0
     while True:
         decisions = sequential.decide(
-            {name: row[:seen] for name, row in differences.items()}, min_seeds, max_seeds
+            {name: row[:seen] for name, row in differences.items()},
+            min_seeds,
+            max_seeds,
         )
         more = sequential.seeds_needed(decisions, min_seeds, max_seeds)
         if more is None:
@@ -91,6 +93,16 @@ def test_one_look_is_the_fixed_paired_t_test():
         )
         assert decision["status"] == expected
         assert decision["n"] == 12
+
+
+def test_stricter_levels_never_have_lower_critical_values():
+    # Holm's shortcut relies on it, at every look.
+    for alpha in (0.01, 0.05):
+        rows = [
+            sequential.critical_values(5, 30, alpha, num_conditions=r)["critical_t"]
+            for r in range(1, 9)
+        ]
+        assert np.all(np.diff(np.asarray(rows), axis=0) >= 0)
 
 
 def test_calibrated_critical_values_keep_the_error_rate_on_fresh_null_paths():
@@ -167,7 +179,8 @@ def test_a_decided_condition_stays_decided():
 
 
 def test_holm_frees_the_decided_conditions_share_of_alpha():
-    decisions = sequential.decide({"a": [0.5] * 5, "b": [0.0] * 5, "c": [0.0] * 5}, 5, 30)
+    differences = {"a": [0.5] * 5, "b": [0.0] * 5, "c": [0.0] * 5}
+    decisions = sequential.decide(differences, 5, 30)
     assert decisions["a"]["alpha"] == pytest.approx(ALPHA / 3)
     assert decisions["b"]["alpha"] == pytest.approx(ALPHA / 2)
     # A t statistic between the critical values at alpha/2 and alpha/3 at 10 seeds
@@ -209,9 +222,11 @@ def test_intervals_stay_inside_the_bounds():
     # mean 0.808, std 0.34215, critical t 7.90 at 5 seeds: 0.808 -+ 1.209, clipped.
     critical = sequential.critical_values(5, 30)["critical_t"][0]
     assert critical == pytest.approx(7.90, abs=0.01)
-    assert decision["interval"][0] == pytest.approx(0.808 - critical * 0.34215 / math.sqrt(5), abs=1e-4)
+    low = 0.808 - critical * 0.34215 / math.sqrt(5)
+    assert decision["interval"][0] == pytest.approx(low, abs=1e-4)
     assert decision["interval"][1] == 1.0
-    narrow = sequential.decide({"a": [0.1, -0.1, 0.05, 0.0, 0.02]}, 5, 30, bounds=(-0.2, 0.2))
+    values = [0.1, -0.1, 0.05, 0.0, 0.02]
+    narrow = sequential.decide({"a": values}, 5, 30, bounds=(-0.2, 0.2))
     assert narrow["a"]["interval"] == [-0.2, 0.2]
 
 
@@ -221,7 +236,9 @@ def test_decisions_are_json_friendly_and_keep_the_condition_order():
     assert list(decisions) == ["lp", "ft/k=0", "ft/k=1"]
     assert json.loads(json.dumps(decisions)) == decisions
     for decision in decisions.values():
-        assert set(decision) == {"status", "n", "interval", "alpha", "mean", "seeds_seen"}
+        assert set(decision) == {
+            "status", "n", "interval", "alpha", "mean", "seeds_seen"
+        }
         assert type(decision["n"]) is int and type(decision["alpha"]) is float
 
 
@@ -249,7 +266,8 @@ def naive_peeking_error_rate(differences, sizes, alpha):
     decided = np.zeros((experiments, conditions), dtype=bool)
     for size in sizes:
         x = differences[:, :, :size]
-        p = 2 * scipy_stats.t.sf(np.abs(x.mean(2) / x.std(2, ddof=1) * math.sqrt(size)), size - 1)
+        t = x.mean(2) / x.std(2, ddof=1) * math.sqrt(size)
+        p = 2 * scipy_stats.t.sf(np.abs(t), size - 1)
         decided |= p <= alpha / conditions
     return decided.any(axis=1).mean()
 
@@ -265,7 +283,8 @@ def test_family_wise_error_rate_holds_under_optional_stopping():
     assert result["mean_seeds"] == 30.0  # nothing to find: every experiment runs to max
     # The same simulation catches a rule that is not valid under optional stopping.
     noise = np.random.default_rng(2024).normal(0.0, 0.03, (NUM_EXPERIMENTS, 3, 30))
-    naive = naive_peeking_error_rate(np.clip(noise, -1, 1), result["round_sizes"], ALPHA)
+    sizes = result["round_sizes"]
+    naive = naive_peeking_error_rate(np.clip(noise, -1, 1), sizes, ALPHA)
     print(f"naive peeking at the same looks: {naive:.4f}")
     assert naive > ALPHA + MARGIN
 
@@ -334,7 +353,9 @@ def test_bad_alpha_is_a_config_error(alpha):
         sequential.decide({"a": [0.1] * 5}, 5, 30, alpha=alpha)
 
 
-@pytest.mark.parametrize("bounds", [(0, 1), (-1, 0), (1, -1), (-1,), None, (-1, np.inf), "ab"])
+@pytest.mark.parametrize(
+    "bounds", [(0, 1), (-1, 0), (1, -1), (-1,), None, (-1, np.inf), "ab"]
+)
 def test_bad_bounds_are_a_config_error(bounds):
     with pytest.raises(ConfigError, match="bounds"):
         sequential.decide({"a": [0.1] * 5}, 5, 30, bounds=bounds)

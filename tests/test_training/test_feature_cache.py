@@ -16,6 +16,9 @@ from keras_tl.networks.transfer import freeze
 from keras_tl.training import fit, recipes
 from keras_tl.training.cache import FeatureCache, ModelPool, frozen_prefix_cut
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 
 def _small_cnn():
     return Network("small_cnn").build((8, 8, 1), 5, seed=0)

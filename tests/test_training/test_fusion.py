@@ -20,6 +20,9 @@ from keras_tl.training.fusion import (
     output_key,
 )
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 SMALL_CNN = Network("small_cnn", {"filters": [8, 16], "units": 32})
 TRUNK = ["conv1", "conv2", "fc1"]
 

@@ -13,6 +13,9 @@ from keras_tl.training.cache import ModelPool
 from keras_tl.training.fit import FitSettings, TrialFailure, evaluate, make_optimizer
 from keras_tl.training.recipes import train_target
 
+# Trains models end to end: the full suite (tox, CI) runs it; `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 SETTINGS = FitSettings(epochs=2, batch_size=10, optimizer="adam", learning_rate=0.01)
 # With SGD, w <- w - lr * (grad + alpha * (w - w_source)): lr * alpha = 1 pins w to
 # w_source - lr * grad at every step, the strongest stable L2-SP penalty.
