@@ -15,7 +15,7 @@ whose `|sum(s * d)|` reaches the observed `|sum(d)|`. It is enumerated exactly u
 unchanged) and estimated beyond from 100,000 random sign patterns drawn with a fixed
 seed, as `(1 + count) / (1 + B)` so that it is never 0 (Phipson and Smyth, 2010).
 The test assumes only that the differences are symmetric about 0 under the null, and
-its p-value never rewards noise: when the mean gain is positive, making any
+its p-value never rewards noise: when the mean gain is at or above 0, making any
 difference larger (or a negative one positive) never makes the p-value larger, and
 identical differences get the smallest p-value any data can get, `2 / 2**n`.
 That floor matters: **with 3 seeds p >= 0.25, with 5 seeds p >= 0.0625, and only
@@ -38,7 +38,7 @@ family of comparisons; `verdict` turns a mean and an adjusted p-value into
 an inconclusive result still rules out and how many seeds would decide.
 `rank_agreement` compares a cheap score's ranking with realised gains by Kendall's
 tau-b, Vigna's weighted tau and Pearson's r, after snapping values equal up to float
-round-off to ties.
+round-off to ties. docs/statistics-tests.md explains each choice with examples.
 
 References:
     Fisher (1935), "The Design of Experiments", Oliver and Boyd, section 21.
@@ -325,8 +325,12 @@ def sign_flip_test(
             "differences is empty. Expected at least one paired difference. "
             "Check that at least one seed finished in both arms."
         )
-    for name, value, least in (("max_exact", max_exact, 0), ("num_samples", num_samples, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+    for name, value, least in (
+        ("max_exact", max_exact, 0),
+        ("num_samples", num_samples, 1),
+    ):
+        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not integer or value < least:
             raise ConfigError(
                 f"{name} must be an integer >= {least}. Received: {name}={value!r}. "
                 f"Use the default, or e.g. {name}=20."
@@ -334,9 +338,12 @@ def sign_flip_test(
     nonzero = differences[differences != 0.0]
     num_nonzero = int(nonzero.size)
     if num_nonzero == 0:
-        return {"p_value": 1.0, "method": "exact", "num_patterns": 1, "min_p_value": 1.0}
+        return {
+            "p_value": 1.0, "method": "exact", "num_patterns": 1, "min_p_value": 1.0,
+        }
     # A sum within the tie tolerance of the observed one counts as reaching it.
-    threshold = abs(float(np.sum(nonzero))) - _TIE_TOLERANCE * float(np.sum(np.abs(nonzero)))
+    tolerance = _TIE_TOLERANCE * float(np.sum(np.abs(nonzero)))
+    threshold = abs(float(np.sum(nonzero))) - tolerance
     if num_nonzero <= max_exact:
         # All sums with the first sign fixed to +1; |sum| is symmetric in the sign
         # flip of the whole pattern, so this half gives the same fraction.
@@ -460,8 +467,10 @@ def paired_difference(
 
     >>> from keras_tl.scores import stats
     >>> gain = stats.paired_difference([0.81, 0.84, 0.80], [0.78, 0.80, 0.79])
-    >>> round(gain["mean"], 3), gain["p_value"], stats.verdict(gain["mean"], gain["p_value"])
-    (0.027, 0.25, 'inconclusive')
+    >>> round(gain["mean"], 3), gain["p_value"]
+    (0.027, 0.25)
+    >>> stats.verdict(gain["mean"], gain["p_value"])
+    'inconclusive'
     """
     from scipy import stats as scipy_stats
 
@@ -611,7 +620,7 @@ def verdict(mean, p_value, alpha=0.05):
 
 
 def _seeds_to_resolve(std, resolution, confidence):
-    """Smallest n >= 2 with t_{(1 + confidence) / 2, n - 1} * std / sqrt(n) <= resolution."""
+    """Smallest n >= 2 with `t_{(1 + c) / 2, n - 1} * std / sqrt(n) <= resolution`."""
     from scipy import stats as scipy_stats
 
     ratio = std / resolution
@@ -720,7 +729,8 @@ def explain_inconclusive(
             parts.append(f"about {seeds_needed} seeds would resolve +-{spread}")
     if n < min_seeds:
         parts.append(
-            f"the exact test cannot reach p < {alpha:g} with fewer than {min_seeds} seeds"
+            f"the exact test cannot reach p < {alpha:g} with fewer than "
+            f"{min_seeds} seeds"
         )
     return {
         "ruled_out_above": high,
@@ -765,9 +775,9 @@ def rank_agreement(scores, realised):
     relative tolerance of `1e-9` of that side's largest magnitude (at least
     `1e-12` in absolute terms) are snapped to one value, so that float round-off
     (3.0, 3.0000000000000004, 2.999999999999999; or gains of 0 and
-    0.3 - 0.2 - 0.1 = -2.8e-17) makes ties, not an order. With fewer than three pairs, or
-    when one side is constant after snapping, the correlations are undefined and
-    `None`.
+    0.3 - 0.2 - 0.1 = -2.8e-17) makes ties, not an order. With fewer than three
+    pairs, or when one side is constant after snapping, the correlations are
+    undefined and `None`.
 
     Args:
         scores: sequence of float or None. Transferability score per candidate
@@ -782,7 +792,8 @@ def rank_agreement(scores, realised):
     Example:
 
     >>> from keras_tl.scores import stats
-    >>> round(stats.rank_agreement([0.1, 0.4, 0.3, 0.9], [1.0, 2.0, 3.0, 4.0])["kendall_tau"], 4)
+    >>> agreement = stats.rank_agreement([0.1, 0.4, 0.3, 0.9], [1.0, 2.0, 3.0, 4.0])
+    >>> round(agreement["kendall_tau"], 4)
     0.6667
     """
     from scipy import stats as scipy_stats
