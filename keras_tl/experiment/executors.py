@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import socket
 
+from keras_tl.config.paths import absolute_paths
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.experiment.worker import (
     Worker,
@@ -170,15 +171,10 @@ class _RayWorker:
     reason buried in Ray's error.
     """
 
-    def __init__(self, backend, experiment_config, cache_folder, working_folder, run_one,
-                 unsafe_load):
+    def __init__(self, backend, experiment_config, cache_folder, run_one, unsafe_load):
         from keras_tl.backend import require
 
         self.start_error = None
-        # Relative paths in the experiment (e.g. task files) then mean what they
-        # mean to the driver, wherever its folder is shared.
-        if os.path.isdir(working_folder):
-            os.chdir(working_folder)
         try:
             require(backend)
             start_worker(backend, experiment_config, cache_folder, 1, run_one, unsafe_load)
@@ -261,8 +257,9 @@ class RayExecutor:
     workers still need keras and the backend installed, and import
     `module:function` builders from their own Python path. An already
     initialised Ray (e.g. `ray.init(...)` in a notebook) is used as it is, and
-    left running. Each actor works in the driver's working folder when its node
-    has it, so relative paths in the experiment resolve as for the driver.
+    left running. Relative task and model files in the experiment are sent as
+    absolute paths, so they resolve as for the driver wherever its folder is
+    shared.
 
     Args:
         plan: Plan.
@@ -308,8 +305,8 @@ class RayExecutor:
             max_task_retries=RAY_TRIAL_RETRIES, runtime_env={"env_vars": env},
         )
         self._actors = [
-            actor.remote(backend, plan.experiment.to_dict(), cache_folder, os.getcwd(),
-                         reference(run_one), unsafe_load)
+            actor.remote(backend, absolute_paths(plan.experiment.to_dict(), os.getcwd()),
+                         cache_folder, reference(run_one), unsafe_load)
             for _ in range(workers)
         ]
 

@@ -76,6 +76,16 @@ def format_number(value, digits=DIGITS, signed=False):
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _interval_text(gain):
+    """`[95% CI low, high]`, or why a gain has no interval (one seed, or no spread)."""
+    if gain.get("ci_low") is None:
+        if (gain.get("n") or 0) < 2:
+            return "[no 95% CI: one paired seed]"
+        return "[no 95% CI: every paired seed gave the same gain]"
+    return (f"[95% CI {format_number(gain['ci_low'], signed=True)}, "
+            f"{format_number(gain['ci_high'], signed=True)}]")
+
+
 def format_p(value):
     """Formats a p-value: three decimals, `< 0.001` below that."""
     if value is None:
@@ -151,8 +161,7 @@ def _verdict(summary):
         f"**Verdict: {best['verdict']}.** Best transfer condition (chosen on val "
         f"{metric}): **`{best['label']}`** at {_size(best)} target samples, gain in test "
         f"{metric} vs scratch **{format_number(best['mean'], signed=True)}** "
-        f"[95% CI {format_number(best.get('ci_low'), signed=True)}, "
-        f"{format_number(best.get('ci_high'), signed=True)}], p (Holm) = "
+        f"{_interval_text(best)}, p (Holm) = "
         f"{format_p(best.get('p_value_adjusted'))} (raw {format_p(best.get('p_value'))}, "
         f"n = {best.get('n')} paired seeds)."
     )

@@ -333,7 +333,10 @@ def test_verdict_line_states_the_best_gain_and_its_adjusted_p(run):
         assert f"Verdict: {best['verdict']}" in text
         assert best["label"] in text
         assert f"{best['mean']:+.3f}" in text
-        assert f"95% CI {best['ci_low']:+.3f}, {best['ci_high']:+.3f}" in text
+        if best["ci_low"] is None:
+            assert "[no 95% CI: every paired seed gave the same gain]" in text
+        else:
+            assert f"95% CI {best['ci_low']:+.3f}, {best['ci_high']:+.3f}" in text
         assert f"p (Holm) = {p_text(best['p_value_adjusted'])}" in text
 
 

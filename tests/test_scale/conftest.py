@@ -40,7 +40,8 @@ def tiny_sweep(tiny_experiment):
     """Returns `make(name, **changes)`: a 4-trial experiment (mlp, digits -> parity)."""
 
     def make(name, **changes):
-        return tiny_experiment(name, arms=["scratch", "fine_tune"], scores=[],
-                               target={"epochs": 5}, **changes)
+        settings = {"arms": ["scratch", "fine_tune"], "scores": [], "target": {"epochs": 5}}
+        settings.update(changes)
+        return tiny_experiment(name, **settings)
 
     return make

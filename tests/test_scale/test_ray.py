@@ -19,6 +19,7 @@ import keras_tl
 from keras_tl.config.schema import load_experiment
 from keras_tl.experiment.executors import RAY_TRIAL_RETRIES, RayExecutor
 from keras_tl.experiment.plan import plan
+from keras_tl.experiment.trial import run_trial
 from keras_tl.store import TrialStore
 from keras_tl_cli.main import cli
 
@@ -157,7 +158,8 @@ def test_trial_whose_worker_always_dies_is_recorded_failed(ray_cluster, tiny_swe
 def test_worker_that_cannot_start_its_backend_fails_its_trials(ray_cluster, tiny_sweep,
                                                                tmp_path):
     the_plan = plan(load_experiment(tiny_sweep("tiny")))
-    executor = RayExecutor(the_plan, str(tmp_path / "cache"), 1, backend="theano")
+    executor = RayExecutor(the_plan, str(tmp_path / "cache"), 1, backend="theano",
+                           run_one=run_trial)
     try:
         records = [record for record, _ in executor.run(the_plan.trials)]
     finally:
