@@ -7,6 +7,7 @@ command maps `KerasTLError` to one line on stderr and exit code 2.
 
 import datetime
 import functools
+import math
 import os
 import shlex
 import signal
@@ -21,6 +22,10 @@ EXIT_INTERRUPTED = 130
 def _fail(message):
     click.echo(f"Error: {message}", err=True)
     sys.exit(EXIT_USER_ERROR)
+
+
+def _one_line(error, limit=300):
+    return " ".join(str(error).split())[:limit]
 
 
 def user_errors(command):
@@ -49,6 +54,60 @@ def _select_backend(name):
     # TensorFlow's C++ start-up chatter would bury a one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return name
+
+
+# More worker processes or Ray actors than this is a typo (and beyond what a process
+# pool can count).
+MAX_WORKERS = 4096
+
+# Kernel file systems: a run folder can never be written there.
+VIRTUAL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def _check_out(out):
+    """Refuses an --out folder that cannot be created or written, before anything
+    is written: empty, inside /proc, /sys or /dev, under a regular file, or in a
+    folder without write permission."""
+    from keras_tl.errors import ConfigError
+
+    if not out.strip() or "\0" in out:
+        raise ConfigError(
+            f"--out: expected a folder path, received {out!r}. Give a folder such as "
+            f"runs/my-run, or leave --out out for runs/<name>-<time>."
+        )
+    full = os.path.realpath(out)
+    for root in VIRTUAL_FILE_SYSTEMS:
+        if full == root or full.startswith(root + os.sep):
+            raise ConfigError(
+                f"--out {out!r} is inside {root}, a virtual file system of the kernel "
+                f"where no run folder can be written. Use a folder on disk, e.g. "
+                f"runs/my-run."
+            )
+    existing = out
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(os.path.normpath(existing))
+        if parent in ("", existing):
+            existing = "." if not os.path.isabs(out) else os.sep
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise ConfigError(
+            f"--out {out!r}: {existing!r} is a file, not a folder, so the run folder "
+            f"cannot be created there. Use a path whose parents are folders, e.g. "
+            f"runs/my-run."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--out {out!r}: the folder {existing!r} is not writable (permissions or a "
+            f"read-only file system). Use a folder you can write to, e.g. runs/my-run."
+        )
+
+
+def _check_int(value, option, low, high, expected):
+    from keras_tl.errors import ConfigError
+
+    if not low <= value <= high:
+        raise ConfigError(f"{option}: expected {expected}, received {value}")
 
 
 def _import_keras_quietly():
@@ -154,10 +213,20 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
     from keras_tl.config.schema import load_experiment
 
     experiment = load_experiment(config, {"seeds": seeds} if seeds is not None else None)
-    _import_keras_quietly()
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = os.path.join("runs", f"{experiment.name}-{stamp}")
+    _check_out(out)
+    if workers is not None and workers > MAX_WORKERS:
+        _check_int(workers, "workers", 1, MAX_WORKERS,
+                   f"a positive integer of at most {MAX_WORKERS}")
+    if not math.isfinite(gpus_per_trial):
+        from keras_tl.errors import ConfigError
+
+        raise ConfigError(
+            f"gpus_per_trial: expected a finite number >= 0, received {gpus_per_trial}"
+        )
+    _import_keras_quietly()
     from keras_tl.experiment.run import evaluate as run
     from keras_tl.report.text import format_summary
     from keras_tl_cli.progress import progress_for
@@ -170,7 +239,18 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
                  "on_trial_start": progress.trial_started, "on_epoch": progress.epoch}
     command = "keras-tl " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     # SIGTERM stops like Ctrl-C: the running trial is abandoned, finished ones stay.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # The handler also remembers the signal: a KeyboardInterrupt raised inside a
+    # garbage-collection callback (jax's) is printed and swallowed by Python.
+    interrupts = []
+
+    def interrupt(signum, frame):
+        interrupts.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    resume = (f"Finished trials are saved in {out}. Resume with the same command and "
+              f"--out {shlex.quote(out)}.")
     try:
         try:
             results = run(experiment, out=out, overwrite=overwrite,
@@ -181,15 +261,23 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
             if progress:
                 progress.close()
     except KeyboardInterrupt:
-        click.echo(
-            f"\nInterrupted. Finished trials are saved in {out}. Resume with the same "
-            f"command and --out {shlex.quote(out)}.",
-            err=True,
-        )
+        click.echo(f"\nInterrupted. {resume}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     from keras_tl.report import write_reports
 
-    paths = write_reports(results, out)
+    try:
+        if interrupts:
+            raise KeyboardInterrupt
+        paths = write_reports(results, out)
+        if interrupts:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted while writing the reports. Every trial and results.json are "
+            f"saved in {out}; `keras-tl report {shlex.quote(out)}` writes the reports.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     click.echo("")
     click.echo(format_summary(results))
     click.echo(f"\nResults: {os.path.join(out, 'results.json')}")
@@ -215,6 +303,11 @@ def score(model, source_task, target_task, layer, scores, epochs, seed, as_json,
           backend):
     """Score a source model for a target task, without fine-tuning."""
     _select_backend(backend)
+    from keras_tl.config.checks import MAX_INT
+    from keras_tl.config.schema import MAX_SEED
+
+    _check_int(epochs, "--epochs", 1, MAX_INT, f"a positive integer of at most {MAX_INT}")
+    _check_int(seed, "--seed", 0, MAX_SEED, f"an integer from 0 to {MAX_SEED} (2**31 - 1)")
     _import_keras_quietly()
     import json
 
@@ -264,9 +357,33 @@ def report(run_dir, formats, open_report):
 @user_errors
 def compare(run_dirs):
     """Put several runs side by side (e.g. one experiment on each backend)."""
+    from keras_tl.errors import KerasTLError, StoreError
     from keras_tl.report import compare_runs
 
-    click.echo(compare_runs(list(run_dirs)))
+    malformed = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError)
+    try:
+        table = compare_runs(list(run_dirs))
+    except KerasTLError:
+        raise
+    except malformed as error:
+        # Which run is it? Each one alone must compare with itself.
+        for folder in run_dirs:
+            try:
+                compare_runs([folder])
+            except KerasTLError:
+                raise
+            except malformed as single:
+                raise StoreError(
+                    f"{os.path.join(folder, 'results.json')} cannot be read as keras-tl "
+                    f"results ({type(single).__name__}: {_one_line(single)}). Rebuild "
+                    f"it from the trial store with `keras-tl report {folder}`."
+                ) from None
+        raise StoreError(
+            f"compare: the runs {list(run_dirs)} cannot be put side by side "
+            f"({type(error).__name__}: {_one_line(error)}). Compare runs of the same "
+            f"experiment, each rebuilt with `keras-tl report FOLDER`."
+        ) from None
+    click.echo(table)
 
 
 def main():

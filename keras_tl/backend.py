@@ -2,6 +2,10 @@
 
 Nothing here imports torch, tensorflow or jax: installed versions come from package
 metadata, so `keras-tl backends` stays fast and safe before a backend is chosen.
+
+Importing this module (the run folder and the CLI do, before any training) mutes
+TensorFlow's C++ start-up notices when the backend is torch or jax: see
+`quiet_tensorflow`.
 """
 
 import importlib.metadata
@@ -110,6 +114,42 @@ def require(name):
             )
         return
     os.environ["KERAS_BACKEND"] = name
+    quiet_tensorflow(name)
+
+
+# TensorFlow's C++ logging settings, read once when TensorFlow is first imported.
+# TF_CPP_MIN_LOG_LEVEL=3 keeps its INFO, WARNING and ERROR lines off stderr; the
+# oneDNN notice (and absl's "All log messages before absl::InitializeLog()" line that
+# comes with it) is logged whatever that level, unless oneDNN's custom operations are
+# off. keras imports TensorFlow even on torch and jax when it is installed
+# (`keras.utils.set_random_seed` seeds it), and there it only seeds and feeds data.
+QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def quiet_tensorflow(name=None):
+    """Mutes TensorFlow's start-up notices when the backend is not tensorflow.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL=3` and `TF_ENABLE_ONEDNN_OPTS=0` unless the user set
+    them, before TensorFlow is imported (afterwards they have no effect). Nothing
+    changes on the tensorflow backend, where its messages may matter.
+
+    Args:
+        name: str or None. The backend; None: the active one (`active()`).
+
+    Returns:
+        The variables set, as a dict (empty when nothing was set).
+    """
+    if "tensorflow" in sys.modules:
+        return {}
+    try:
+        name = name or active()
+    except Exception:  # Never fail on an unreadable keras.json; keras will say why.
+        return {}
+    if name == "tensorflow":
+        return {}
+    changed = {key: value for key, value in QUIET_TENSORFLOW.items() if key not in os.environ}
+    os.environ.update(changed)
+    return changed
 
 
 def thread_limits(threads):
@@ -168,3 +208,6 @@ def device_info():
     except Exception:  # Device listing is informational; never fail a run on it.
         devices = []
     return {"backend": backend, "devices": devices}
+
+
+quiet_tensorflow()

@@ -8,26 +8,37 @@ the train split) run in `keras_tl.evaluator.plan`, still before any training.
 
 import copy
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
 import re
 
-from keras_tl.config.arms import (
-    ARMS,
-    BASELINE,
-    CACHE_FEATURES_DEFAULT,
-    DISTRIBUTIONS,
-    FEATURE_CACHE_MB_DEFAULT,
-    L2SP_DEFAULTS,
-    LP_FT_DEFAULTS,
-    METRICS,
-    OPTIMIZERS,
-    SCORE_NAMES,
-    STAGE_DEFAULTS,
+from keras_tl.config.arms import (ARMS, BASELINE, CACHE_FEATURES_DEFAULT,
+                                  DISTRIBUTIONS, FEATURE_CACHE_MB_DEFAULT,
+                                  L2SP_DEFAULTS, LP_FT_DEFAULTS, METRICS,
+                                  OPTIMIZERS, SCORE_NAMES, STAGE_DEFAULTS)
+from keras_tl.config.checks import (
+    check_keys,
+    check_plain,
+    fail,
+    finite,
+    non_empty_list,
+    non_empty_string,
+    non_negative_float,
+    one_of,
+    optional_mapping,
+    positive_float,
+    positive_int,
+    run_name,
+    shown,
 )
+from keras_tl.config.yaml_file import read_yaml
 from keras_tl.errors import ConfigError
+
+# `precision`: Keras' dtype policy while trials build and train
+# (keras_tl/training/precision.py).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DEFAULT_PRECISION = "float32"
 
 DEFAULT_EXPERIMENT = {
     "name": "parity",
@@ -47,9 +58,11 @@ DEFAULT_EXPERIMENT = {
         "optimizer": "adam",
         "learning_rate": 0.003,
     },
-    "arms": ["scratch", "fine_tune", "linear_probe"],
+    "arms": ["scratch", "fine_tune"],
     "freeze_depths": [0],
-    "seeds": 3,
+    # Seeds are added in rounds until the verdict is decided (docs/sequential.md):
+    # a fixed 3 seeds could never reach p < 0.05 with an exact test.
+    "seeds": {"min": 5, "max": 30},
 }
 
 
@@ -76,7 +89,17 @@ class Experiment:
 
     @property
     def seeds(self):
-        return list(self.config["seeds"])
+        """Every seed the experiment may run (`max` of them for adaptive seeds)."""
+        seeds = self.config["seeds"]
+        if isinstance(seeds, dict):
+            return list(range(seeds["max"]))
+        return list(seeds)
+
+    @property
+    def seed_range(self):
+        """`(min, max)` when seeds are added in rounds until decided, else None."""
+        seeds = self.config["seeds"]
+        return (seeds["min"], seeds["max"]) if isinstance(seeds, dict) else None
 
     def to_dict(self):
         return copy.deepcopy(self.config)
@@ -87,74 +110,14 @@ class Experiment:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _fail(path, expected, received):
-    raise ConfigError(f"{path}: expected {expected}, received {received!r}")
-
-
-def _check_keys(section, allowed, path):
-    for key in section:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            where = f"{path}." if path else ""
-            raise ConfigError(
-                f"{where}{key}: unknown key. Allowed keys: {', '.join(allowed)}.{hint}"
-            )
-
-
-def _mapping(value, path):
-    """An optional section: a mapping, or None for all its defaults."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        _fail(path, "a mapping of option names to values", value)
-    return value
-
-
-def _positive_int(value, path):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _fail(path, "a positive integer", value)
-    return value
-
-
-def _positive_float(value, path):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        _fail(path, "a positive number", value)
-    return float(value)
-
-
-def _non_negative_float(value, path):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        _fail(path, "a number >= 0", value)
-    return float(value)
-
-
-def _choice(value, allowed, path):
-    if value not in allowed:
-        _fail(path, f"one of {', '.join(allowed)}", value)
-    return value
-
-
-def _non_empty_list(value, path):
-    if not isinstance(value, list) or not value:
-        _fail(path, "a non-empty list", value)
-    return value
-
-
-def _string(value, path):
-    if not isinstance(value, str) or not value:
-        _fail(path, "a non-empty string", value)
-    return value
-
-
 def _freeze(value, path):
     """`freeze: {layers: REGEX}`: the transferred layers whose names match freeze."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        _fail(path, "a mapping like {layers: \"conv.*\"}", value)
-    _check_keys(value, ("layers",), path)
-    pattern = _string(value.get("layers"), f"{path}.layers")
+        fail(path, "a mapping like {layers: \"conv.*\"}", value)
+    check_keys(value, ("layers",), path)
+    pattern = non_empty_string(value.get("layers"), f"{path}.layers")
     try:
         re.compile(pattern)
     except re.error as error:
@@ -172,7 +135,7 @@ def _model(value, path):
     if isinstance(value, str):
         value = {"file": value} if value.endswith(".keras") else {"builder": value}
     if not isinstance(value, dict):
-        _fail(path, "a builder name or a mapping with 'builder' or 'file'", value)
+        fail(path, "a builder name or a mapping with 'builder' or 'file'", value)
     value = dict(value)
     kinds = [key for key in ("builder", "file", "application", "keras_hub") if key in value]
     if len(kinds) != 1:
@@ -183,46 +146,46 @@ def _model(value, path):
             f"{sorted(value)}"
         )
     if "keras_hub" in value:
-        _check_keys(value, ("keras_hub", "weights", "pooling"), path)
-        _string(value["keras_hub"], f"{path}.keras_hub")
+        check_keys(value, ("keras_hub", "weights", "pooling"), path)
+        non_empty_string(value["keras_hub"], f"{path}.keras_hub")
         if value.get("weights", None) not in (None, "preset"):
-            _fail(f"{path}.weights", "preset or null", value["weights"])
+            fail(f"{path}.weights", "preset or null", value["weights"])
         value.setdefault("weights", None)
         value.setdefault("pooling", "avg")
-        _choice(value["pooling"], ("avg", "max"), f"{path}.pooling")
+        one_of(value["pooling"], ("avg", "max"), f"{path}.pooling")
     elif "application" in value:
-        _check_keys(value, ("application", "weights", "image_shape", "pooling"), path)
-        _string(value["application"], f"{path}.application")
+        check_keys(value, ("application", "weights", "image_shape", "pooling"), path)
+        non_empty_string(value["application"], f"{path}.application")
         if value.get("weights", None) not in (None, "imagenet"):
-            _fail(f"{path}.weights", "imagenet or null", value["weights"])
+            fail(f"{path}.weights", "imagenet or null", value["weights"])
         value.setdefault("weights", None)
         value.setdefault("pooling", "avg")
-        _choice(value["pooling"], ("avg", "max"), f"{path}.pooling")
+        one_of(value["pooling"], ("avg", "max"), f"{path}.pooling")
         shape = value.get("image_shape")
         if shape is not None and (
             not isinstance(shape, list) or len(shape) != 3
             or not all(isinstance(d, int) and d > 0 for d in shape)
         ):
-            _fail(f"{path}.image_shape", "[height, width, 3]", shape)
+            fail(f"{path}.image_shape", "[height, width, 3]", shape)
     elif "file" in value:
-        _check_keys(value, ("file",), path)
-        _string(value["file"], f"{path}.file")
+        check_keys(value, ("file",), path)
+        non_empty_string(value["file"], f"{path}.file")
     else:
-        _string(value["builder"], f"{path}.builder")
+        non_empty_string(value["builder"], f"{path}.builder")
     return value
 
 
 def _stage(value, path, keys, defaults, needs_task=True):
     if not isinstance(value, dict):
-        _fail(path, "a mapping", value)
-    _check_keys(value, keys, path)
+        fail(path, "a mapping", value)
+    check_keys(value, keys, path)
     stage = {**defaults, **value}
     if needs_task:
-        stage["task"] = _string(stage.get("task"), f"{path}.task")
-    stage["epochs"] = _positive_int(stage["epochs"], f"{path}.epochs")
-    stage["batch_size"] = _positive_int(stage["batch_size"], f"{path}.batch_size")
-    stage["optimizer"] = _choice(stage["optimizer"], OPTIMIZERS, f"{path}.optimizer")
-    stage["learning_rate"] = _positive_float(
+        stage["task"] = non_empty_string(stage.get("task"), f"{path}.task")
+    stage["epochs"] = positive_int(stage["epochs"], f"{path}.epochs")
+    stage["batch_size"] = positive_int(stage["batch_size"], f"{path}.batch_size")
+    stage["optimizer"] = one_of(stage["optimizer"], OPTIMIZERS, f"{path}.optimizer")
+    stage["learning_rate"] = positive_float(
         stage["learning_rate"], f"{path}.learning_rate"
     )
     return stage
@@ -230,6 +193,25 @@ def _stage(value, path, keys, defaults, needs_task=True):
 
 # The model kinds whose weights come from outside keras-tl (pretrained: true).
 PRETRAINED_MODELS = ("file", "application", "keras_hub")
+
+# How layers transfer (keras_tl.networks.widen): `exact` copies same-shaped layers;
+# `net2wider` (function-preserving) and `slice` copy into a wider target.
+TRANSFER_MODES = ("exact", "net2wider", "slice")
+
+
+def _transfer(value, path):
+    """`transfer: {mode: exact | net2wider | slice, noise: 0.0}`."""
+    value = optional_mapping(value, path)
+    check_keys(value, ("mode", "noise"), path)
+    mode = one_of(value.get("mode", "exact"), TRANSFER_MODES, f"{path}.mode")
+    noise = non_negative_float(value.get("noise", 0.0), f"{path}.noise")
+    if noise and mode != "net2wider":
+        raise ConfigError(
+            f"{path}.noise: noise applies to mode net2wider only (it perturbs the "
+            f"copied units), received noise={noise!r} with mode {mode!r}. Remove "
+            f"noise or set {path}.mode: net2wider."
+        )
+    return {"mode": mode, "noise": noise}
 
 
 def _source(value, path):
@@ -241,21 +223,23 @@ def _source(value, path):
     source-side metrics (retention, forgetting, FWT/BWT) are not applicable.
     """
     keys = ("name", "task", "model", "untrained", "pretrained", "epochs", "batch_size",
-            "optimizer", "learning_rate")
+            "optimizer", "learning_rate", "transfer")
     if not isinstance(value, dict):
-        _fail(path, "a mapping", value)
+        fail(path, "a mapping", value)
     pretrained = value.get("pretrained", False)
     if not isinstance(pretrained, bool):
-        _fail(f"{path}.pretrained", "true or false", pretrained)
+        fail(f"{path}.pretrained", "true or false", pretrained)
     taskless = pretrained and "task" not in value
     source = _stage(value, path, keys, STAGE_DEFAULTS, needs_task=not taskless)
     source["model"] = _model(source.get("model"), f"{path}.model")
+    if "transfer" in source:  # Only when given: other sources' configs stay as they were.
+        source["transfer"] = _transfer(source["transfer"], f"{path}.transfer")
     source["untrained"] = source.get("untrained", False)
     if not isinstance(source["untrained"], bool):
-        _fail(f"{path}.untrained", "true or false", source["untrained"])
+        fail(f"{path}.untrained", "true or false", source["untrained"])
     source["pretrained"] = pretrained
     if source["untrained"] and pretrained:
-        _fail(path, "at most one of untrained: true and pretrained: true", value)
+        fail(path, "at most one of untrained: true and pretrained: true", value)
     kind = next((k for k in PRETRAINED_MODELS if k in (source["model"] or {})), None)
     if pretrained and kind is None:
         raise ConfigError(
@@ -278,30 +262,56 @@ def _source(value, path):
         )
     else:
         default_name = source["task"] + (" (untrained)" if source["untrained"] else "")
-    source["name"] = _string(source.get("name", default_name), f"{path}.name")
+    source["name"] = non_empty_string(source.get("name", default_name), f"{path}.name")
     return source
 
 
 def _train_size(value, path):
     if isinstance(value, bool):
-        _fail(path, "a positive integer or a fraction in (0, 1]", value)
+        fail(path, "a positive integer or a fraction in (0, 1]", value)
     if isinstance(value, int) and value >= 1:
         return value
     if isinstance(value, float) and 0 < value <= 1:
         return value
-    _fail(path, "a positive integer or a fraction in (0, 1]", value)
+    fail(path, "a positive integer or a fraction in (0, 1]", value)
+
+
+MAX_ADAPTIVE_SEEDS = 1000
+# A number of seeds runs seeds 0..N-1; more than this many is a typo, not a plan.
+MAX_SEEDS = 1000
+# Seeds go to numpy (below 2**32) and a second training stage uses seed + 1.
+MAX_SEED = 2**31 - 1
 
 
 def _seeds(value, path):
+    if isinstance(value, dict):
+        check_keys(value, ("min", "max"), path)
+        for key in ("min", "max"):
+            if key not in value:
+                fail(path, "a mapping with both min and max, like {min: 5, max: 30}", value)
+        low = positive_int(value["min"], f"{path}.min")
+        high = positive_int(value["max"], f"{path}.max")
+        if low < 2:
+            fail(f"{path}.min", "at least 2 (a paired t statistic needs two seeds)", low)
+        if high < low:
+            fail(f"{path}.max", f"at least min ({low})", high)
+        if high > MAX_ADAPTIVE_SEEDS:
+            fail(f"{path}.max", f"at most {MAX_ADAPTIVE_SEEDS}", high)
+        return {"min": low, "max": high}
     if isinstance(value, list):
-        _non_empty_list(value, path)
+        non_empty_list(value, path)
+        if len(value) > MAX_SEEDS:
+            fail(path, f"a list of at most {MAX_SEEDS} seeds", value)
         for index, seed in enumerate(value):
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                _fail(f"{path}[{index}]", "a non-negative integer", seed)
+            if isinstance(seed, bool) or not isinstance(seed, int) or not (
+                0 <= seed <= MAX_SEED
+            ):
+                fail(f"{path}[{index}]", f"an integer from 0 to {MAX_SEED} (2**31 - 1)",
+                      seed)
         if len(set(value)) != len(value):
-            _fail(path, "distinct seeds", value)
+            fail(path, "distinct seeds", value)
         return list(value)
-    return list(range(_positive_int(value, path)))
+    return list(range(positive_int(value, path, maximum=MAX_SEEDS)))
 
 
 def resolve(raw):
@@ -318,22 +328,23 @@ def resolve(raw):
         ConfigError: naming the key path, the expected values and what was received.
     """
     if not isinstance(raw, dict):
-        _fail("experiment", "a mapping of keys such as name, model, source, target", raw)
+        fail("experiment", "a mapping of keys such as name, model, source, target", raw)
     allowed = (
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "freeze", "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft",
-        "l2sp", "fused", "cache_features", "feature_cache_mb", "distribution",
+        "l2sp", "fused", "cache_features", "feature_cache_mb", "distribution", "transfer",
+        "precision",
     )
-    _check_keys(raw, allowed, "")
+    check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
         raise ConfigError(
             "sources: give either 'source' (one source) or 'sources' (a list), not both."
         )
     config = {}
-    config["name"] = _string(raw.get("name", DEFAULT_EXPERIMENT["name"]), "name")
+    config["name"] = run_name(raw.get("name", DEFAULT_EXPERIMENT["name"]), "name")
     config["model"] = _model(raw.get("model", DEFAULT_EXPERIMENT["model"]), "model")
     if "sources" in raw:
-        raw_sources = _non_empty_list(raw["sources"], "sources")
+        raw_sources = non_empty_list(raw["sources"], "sources")
         paths = [f"sources[{index}]" for index in range(len(raw_sources))]
     else:
         raw_sources = [raw.get("source", DEFAULT_EXPERIMENT["source"])]
@@ -341,23 +352,27 @@ def resolve(raw):
     config["sources"] = [_source(item, path) for item, path in zip(raw_sources, paths)]
     names = [source["name"] for source in config["sources"]]
     if len(set(names)) != len(names):
-        _fail("sources", "distinct source names (set 'name' to tell them apart)", names)
+        fail("sources", "distinct source names (set 'name' to tell them apart)", names)
     target_keys = ("task", "train_sizes", "epochs", "batch_size", "optimizer", "learning_rate")
     target = _stage(
         raw.get("target", DEFAULT_EXPERIMENT["target"]), "target", target_keys,
         {**STAGE_DEFAULTS, "train_sizes": [1.0]},
     )
-    sizes = _non_empty_list(target["train_sizes"], "target.train_sizes")
+    sizes = non_empty_list(target["train_sizes"], "target.train_sizes")
     target["train_sizes"] = [
         _train_size(size, f"target.train_sizes[{index}]") for index, size in enumerate(sizes)
     ]
+    # 1 (one sample) and 1.0 (the whole split) differ although 1 == 1.0 in Python.
+    keys = [(isinstance(size, float), size) for size in target["train_sizes"]]
+    if len(set(keys)) != len(keys):
+        fail("target.train_sizes", "each train size once", sizes)
     config["target"] = target
 
-    arms = _non_empty_list(raw.get("arms", DEFAULT_EXPERIMENT["arms"]), "arms")
+    arms = non_empty_list(raw.get("arms", DEFAULT_EXPERIMENT["arms"]), "arms")
     for index, arm in enumerate(arms):
-        _choice(arm, tuple(ARMS), f"arms[{index}]")
+        one_of(arm, tuple(ARMS), f"arms[{index}]")
     if len(set(arms)) != len(arms):
-        _fail("arms", "each arm once", arms)
+        fail("arms", "each arm once", arms)
     if BASELINE not in arms:
         raise ConfigError(
             f"arms: must include {BASELINE!r}, the baseline every gain is measured "
@@ -365,6 +380,10 @@ def resolve(raw):
         )
     config["arms"] = list(arms)
 
+    if "transfer" in raw:
+        # Only when given, so the resolved config (its fingerprint and trial keys)
+        # of an experiment without it stays as it was.
+        config["transfer"] = _transfer(raw["transfer"], "transfer")
     config["freeze"] = _freeze(raw.get("freeze"), "freeze")
     if config["freeze"] is not None:
         # The resolved config of such an experiment holds freeze_depths: null.
@@ -375,74 +394,90 @@ def resolve(raw):
             )
         depths = None
     else:
-        depths = raw.get("freeze_depths", DEFAULT_EXPERIMENT["freeze_depths"])
+        depths = raw.get("freeze_depths")
+        if depths is None:  # Not given, or null: the default.
+            depths = DEFAULT_EXPERIMENT["freeze_depths"]
     if depths is not None and depths != "all":
-        _non_empty_list(depths, "freeze_depths")
+        non_empty_list(depths, "freeze_depths")
         for index, depth in enumerate(depths):
+            if depth == "all":
+                raise ConfigError(
+                    f"freeze_depths[{index}]: 'all' stands alone, not in a list: write "
+                    f"freeze_depths: all (every depth), or a list of integers >= 0 such "
+                    f"as [0, 1, 2]. Received {shown(depths)}"
+                )
             if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-                _fail(f"freeze_depths[{index}]", "an integer >= 0 (or 'all')", depth)
+                fail(f"freeze_depths[{index}]", "an integer >= 0 (or 'all')", depth)
         depths = sorted(set(depths))
     config["freeze_depths"] = depths
     config["seeds"] = _seeds(raw.get("seeds", DEFAULT_EXPERIMENT["seeds"]), "seeds")
 
     rates = raw.get("learning_rates")
     if rates is not None:
-        _non_empty_list(rates, "learning_rates")
+        non_empty_list(rates, "learning_rates")
         rates = [
-            _positive_float(rate, f"learning_rates[{index}]")
+            positive_float(rate, f"learning_rates[{index}]")
             for index, rate in enumerate(rates)
         ]
+        if len(set(rates)) != len(rates):
+            fail("learning_rates", "each learning rate once", raw["learning_rates"])
     config["learning_rates"] = rates
 
     stopping = raw.get("early_stopping")
     if stopping is not None:
         if not isinstance(stopping, dict):
-            _fail("early_stopping", "a mapping like {patience: 5}", stopping)
-        _check_keys(stopping, ("patience",), "early_stopping")
-        stopping = {"patience": _positive_int(stopping.get("patience"), "early_stopping.patience")}
+            fail("early_stopping", "a mapping like {patience: 5}", stopping)
+        check_keys(stopping, ("patience",), "early_stopping")
+        stopping = {"patience": positive_int(stopping.get("patience"), "early_stopping.patience")}
     config["early_stopping"] = stopping
 
     scores = raw.get("scores")
     if scores is not None:
         if not isinstance(scores, list):
-            _fail("scores", f"a list of {', '.join(SCORE_NAMES)} (or [] for none)", scores)
+            fail("scores", f"a list of {', '.join(SCORE_NAMES)} (or [] for none)", scores)
         for index, score in enumerate(scores):
-            _choice(score, SCORE_NAMES, f"scores[{index}]")
+            one_of(score, SCORE_NAMES, f"scores[{index}]")
+        if len(set(scores)) != len(scores):
+            fail("scores", "each score once", scores)
     config["scores"] = scores
 
     metrics = raw.get("metrics")
     if metrics is not None:
-        _non_empty_list(metrics, "metrics")
+        non_empty_list(metrics, "metrics")
         for index, metric in enumerate(metrics):
-            _choice(metric, METRICS, f"metrics[{index}]")
+            one_of(metric, METRICS, f"metrics[{index}]")
+        if len(set(metrics)) != len(metrics):
+            fail("metrics", "each metric once", metrics)
     config["metrics"] = metrics
 
-    lp_ft = _mapping(raw.get("lp_ft"), "lp_ft")
-    _check_keys(lp_ft, tuple(LP_FT_DEFAULTS), "lp_ft")
+    lp_ft = optional_mapping(raw.get("lp_ft"), "lp_ft")
+    check_keys(lp_ft, tuple(LP_FT_DEFAULTS), "lp_ft")
     config["lp_ft"] = {
-        key: _positive_float(lp_ft.get(key, default), f"lp_ft.{key}")
+        key: positive_float(lp_ft.get(key, default), f"lp_ft.{key}")
         for key, default in LP_FT_DEFAULTS.items()
     }
     if config["lp_ft"]["probe_fraction"] >= 1:
-        _fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
+        fail("lp_ft.probe_fraction", "a fraction in (0, 1)", lp_ft["probe_fraction"])
     cache_features = raw.get("cache_features", CACHE_FEATURES_DEFAULT)
     if not isinstance(cache_features, bool):
-        _fail("cache_features", "true or false", cache_features)
+        fail("cache_features", "true or false", cache_features)
     config["cache_features"] = cache_features
     feature_cache_mb = raw.get("feature_cache_mb", FEATURE_CACHE_MB_DEFAULT)
-    is_number = isinstance(feature_cache_mb, (int, float)) and not isinstance(
-        feature_cache_mb, bool
-    )
-    if not is_number or feature_cache_mb < 0:
-        _fail("feature_cache_mb", "a number of MB >= 0", feature_cache_mb)
+    if finite(feature_cache_mb, "feature_cache_mb", "a number of MB >= 0") < 0:
+        fail("feature_cache_mb", "a number of MB >= 0", feature_cache_mb)
     config["feature_cache_mb"] = feature_cache_mb
     distribution = raw.get("distribution")
     if distribution is not None:
-        _choice(distribution, DISTRIBUTIONS, "distribution")
+        one_of(distribution, DISTRIBUTIONS, "distribution")
     config["distribution"] = distribution
+    precision = raw.get("precision", DEFAULT_PRECISION)
+    one_of(precision, PRECISIONS, "precision")
+    if precision != DEFAULT_PRECISION:
+        # Only when set, so the fingerprints of float32 experiments stay as they were.
+        config["precision"] = precision
 
-    fused = _mapping(raw.get("fused"), "fused")
-    _check_keys(fused, ("tasks", "loss_weights"), "fused")
+    fused = optional_mapping(raw.get("fused"), "fused")
+    check_keys(fused, ("tasks", "loss_weights"), "fused")
     source_tasks = [source["task"] for source in config["sources"] if source["task"]]
     if "fused" in config["arms"] and not source_tasks:
         raise ConfigError(
@@ -450,28 +485,44 @@ def resolve(raw):
             "source has a task (a pretrained backbone without a task). Remove "
             "'fused' or add a source with a task."
         )
-    fused_tasks = fused.get("tasks") or [*source_tasks[:1], config["target"]["task"]]
-    _non_empty_list(fused_tasks, "fused.tasks")
+    fused_tasks = fused.get("tasks")
+    if not fused_tasks:
+        target_task = config["target"]["task"]
+        if "fused" in config["arms"] and source_tasks[0] == target_task:
+            index = next(i for i, s in enumerate(config["sources"]) if s["task"])
+            path = f"sources[{index}]" if "sources" in raw else "source"
+            raise ConfigError(
+                f"arms: 'fused' trains a source task jointly with the target task, but "
+                f"{path}.task is the target task {target_task!r}. Use a different "
+                f"source task, list the tasks to fuse in fused.tasks, or remove "
+                f"'fused' from arms."
+            )
+        # Without a fused arm the default is never used; the same task fuses once.
+        fused_tasks = list(dict.fromkeys([*source_tasks[:1], target_task]))
+    non_empty_list(fused_tasks, "fused.tasks")
     allowed_tasks = [*source_tasks, config["target"]["task"]]
     for index, task in enumerate(fused_tasks):
-        _choice(task, allowed_tasks, f"fused.tasks[{index}]")
+        one_of(task, allowed_tasks, f"fused.tasks[{index}]")
     if config["target"]["task"] not in fused_tasks or len(set(fused_tasks)) != len(fused_tasks):
-        _fail("fused.tasks", "distinct tasks including the target task", fused_tasks)
+        fail("fused.tasks", "distinct tasks including the target task", fused_tasks)
     weights = fused.get("loss_weights") or [1.0] * len(fused_tasks)
     if not isinstance(weights, list) or len(weights) != len(fused_tasks):
-        _fail("fused.loss_weights", f"a list of {len(fused_tasks)} numbers", weights)
+        fail("fused.loss_weights", f"a list of {len(fused_tasks)} numbers", weights)
     weights = [
-        _non_negative_float(weight, f"fused.loss_weights[{index}]")
+        non_negative_float(weight, f"fused.loss_weights[{index}]")
         for index, weight in enumerate(weights)
     ]
     config["fused"] = {"tasks": list(fused_tasks), "loss_weights": weights}
 
-    l2sp = _mapping(raw.get("l2sp"), "l2sp")
-    _check_keys(l2sp, tuple(L2SP_DEFAULTS), "l2sp")
+    l2sp = optional_mapping(raw.get("l2sp"), "l2sp")
+    check_keys(l2sp, tuple(L2SP_DEFAULTS), "l2sp")
     config["l2sp"] = {
-        key: _non_negative_float(l2sp.get(key, default), f"l2sp.{key}")
+        key: non_negative_float(l2sp.get(key, default), f"l2sp.{key}")
         for key, default in L2SP_DEFAULTS.items()
     }
+    # What no check above looked at (a custom builder's options) must still be
+    # plain data: it is hashed into the fingerprint and written to results.json.
+    check_plain(raw, "")
     return Experiment(config=config)
 
 
@@ -499,35 +550,11 @@ def load_experiment(source=None, overrides=None):
     elif isinstance(source, dict):
         raw = copy.deepcopy(source)
     elif isinstance(source, (str, os.PathLike)):
-        raw = _read_yaml(os.fspath(source))
+        raw = read_yaml(os.fspath(source))
     else:
-        _fail("experiment", "a YAML path, a mapping or an Experiment", source)
+        fail("experiment", "a YAML path, a mapping or an Experiment", source)
     if overrides:
         if not isinstance(raw, dict):
-            _fail("experiment", "a mapping", raw)
+            fail("experiment", "a mapping", raw)
         raw.update(overrides)
     return resolve(raw)
-
-
-def _read_yaml(path):
-    import yaml
-
-    if not os.path.isfile(path):
-        raise ConfigError(
-            f"Experiment file not found: {path!r}. Expected a YAML file; see "
-            f"examples/ for templates."
-        )
-    try:
-        with open(path) as file:
-            raw = yaml.safe_load(file)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{path}: not valid YAML{where} ({first_line}). Fix the syntax; see "
-            f"examples/."
-        ) from None
-    if raw is None:
-        raise ConfigError(f"{path}: the file is empty. Expected a mapping of keys.")
-    return raw

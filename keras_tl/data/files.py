@@ -1,22 +1,39 @@
 """Tasks from files: `npz:PATH` (arrays per split) and `csv:PATH?label=COLUMN`."""
 
 import csv
-import os
 
 import numpy as np
 
 from keras_tl.data import ondisk
-from keras_tl.data.task import KINDS, SPLIT_SEED, SPLITS, Task, one_line, stratified_split
+from keras_tl.data.task import (KINDS, SPLIT_SEED, SPLITS, Task, one_line,
+                                stratified_split)
 from keras_tl.errors import DataError
+from keras_tl.filesystem import path_problem
+
+# The most classes (largest label + 1) an npz: or registered task may have: a label
+# beyond it is a typo or an id, and its head would not fit in memory.
+MAX_CLASSES = 100_000
+
+
+def check_file(path, name, what, expected):
+    """Refuses a task file that is missing, a folder, or not a regular file (a
+    device such as /dev/zero, a pipe, a socket), without ever opening it."""
+    problem = path_problem(path)
+    if problem == "not found":
+        raise DataError(
+            f"{what} not found: {path!r} (from task {name!r}). {expected}; check the "
+            f"path."
+        )
+    if problem:
+        raise DataError(f"{what} {path!r} (from task {name!r}) is {problem}. {expected}.")
 
 
 def npz_task(name):
     path = name[len("npz:"):]
-    if not os.path.isfile(path):
-        raise DataError(
-            f"Task file not found: {path!r} (from task {name!r}). Expected an .npz "
-            f"file with x_train, y_train, x_test, y_test; check the path."
-        )
+    check_file(
+        path, name, "Task file",
+        "Expected an .npz file with x_train, y_train, x_test, y_test",
+    )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -44,6 +61,7 @@ def npz_task(name):
             arrays[f"x_{split}"], arrays[f"y_{split}"] = clean_split(
                 path, split, arrays[f"x_{split}"], arrays[f"y_{split}"], kind
             )
+    check_splits(repr(path), arrays, kind)
     if "x_val" not in arrays:
         labels = arrays["y_train"]
         strata = labels if kind != "regression" else np.zeros(len(labels))
@@ -68,40 +86,155 @@ def num_outputs(arrays, kind):
     return arrays["y_train"].shape[1]
 
 
+def check_splits(source, arrays, kind):
+    """Checks that the splits present in `arrays` (cleaned by `clean_split`) agree:
+    the same sample shape and regression columns in every split, and at least two
+    classes in the train split of a classification or binary task."""
+    present = [split for split in SPLITS if f"x_{split}" in arrays]
+    shape = tuple(arrays["x_train"].shape[1:])
+    for split in present:
+        other = tuple(arrays[f"x_{split}"].shape[1:])
+        if other != shape:
+            raise DataError(
+                f"{source}: x_{split} has samples of shape {other} but x_train has "
+                f"{shape}. Every split's samples must have the same shape."
+            )
+    if kind == "regression":
+        columns = arrays["y_train"].shape[1]
+        for split in present:
+            if arrays[f"y_{split}"].shape[1] != columns:
+                raise DataError(
+                    f"{source}: y_{split} has {arrays[f'y_{split}'].shape[1]} target "
+                    f"column(s) but y_train has {columns}. Every split needs the same "
+                    f"targets."
+                )
+        return
+    classes = np.unique(arrays["y_train"])
+    if len(classes) < 2:
+        raise DataError(
+            f"{source}: y_train holds a single class ({int(classes[0])}), but a {kind} "
+            f"task needs at least two classes in its train split. Add samples of other "
+            f"classes, or set kind='regression' for a numeric target."
+        )
+
+
+def _first_bad(mask):
+    """The index of the first True in `mask`, as a tuple of ints."""
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
 def clean_split(path, split, x, y, kind):
-    if len(x) == 0 or len(y) == 0:
+    """One split's `(x, y)` as float32 inputs and int64 labels (float32 targets for
+    regression), refusing what a model cannot learn from: empty or mismatched
+    arrays, non-numeric or non-finite inputs, samples without features, label
+    arrays that are not one label per sample, labels that are not class indices.
+    """
+    # A DiskArray knows its shape; numpy.shape would read every row of it.
+    x_shape = x.shape if isinstance(x, ondisk.DiskArray) else np.shape(x)
+    y_shape = np.shape(y)
+    if len(x_shape) == 0 or len(y_shape) == 0:
+        raise DataError(
+            f"{path!r}: x_{split} and y_{split} must be arrays with one row per sample; "
+            f"received shapes {x_shape} and {y_shape}."
+        )
+    if x_shape[0] == 0 or y_shape[0] == 0:
         raise DataError(
             f"{path!r}: the {split} split is empty. Every split needs at least one "
             f"sample."
         )
-    if len(x) != len(y):
+    if x_shape[0] != y_shape[0]:
         raise DataError(
-            f"{path!r}: x_{split} has {len(x)} samples but y_{split} has {len(y)}. "
-            f"They must match."
+            f"{path!r}: x_{split} has {x_shape[0]} samples but y_{split} has "
+            f"{y_shape[0]}. They must match."
+        )
+    if 0 in x_shape[1:]:
+        raise DataError(
+            f"{path!r}: x_{split} has shape {x_shape}: its samples have no features. "
+            f"Expected at least one input value per sample."
         )
     if not isinstance(x, ondisk.DiskArray):
-        x = np.asarray(x, dtype="float32")
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise DataError(
+                f"{path!r}: x_{split} must hold numbers; received dtype {x.dtype}. "
+                f"Convert it to numbers first (e.g. one-hot encode text or categories)."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x.astype("float32")
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise DataError(
+                f"{path!r}: x_{split} holds {int(x.size - finite.sum())} non-finite "
+                f"value(s) (NaN, infinity, or beyond float32's range), the first at "
+                f"index {_first_bad(~finite)}. Replace or drop them first (e.g. "
+                f"numpy.nan_to_num, or remove those samples)."
+            )
     if x.ndim == 1:
         x = x[:, np.newaxis]
+    y = np.asarray(y)
     if kind == "regression":
-        y = np.asarray(y, dtype="float32").reshape(len(y), -1)
+        if y.dtype.kind not in "biuf":
+            raise DataError(
+                f"{path!r}: y_{split} must hold numbers for a regression task; "
+                f"received dtype {y.dtype} with values like {y.reshape(-1)[:3].tolist()}. "
+                f"Store float targets, or set kind='classification' for class labels."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = y.astype("float32").reshape(len(y), -1)
+        finite = np.isfinite(y)
+        if not finite.all():
+            raise DataError(
+                f"{path!r}: y_{split} holds {int(y.size - finite.sum())} non-finite "
+                f"target(s) (NaN, infinity, or beyond float32's range), the first at "
+                f"index {_first_bad(~finite)}. Fill in or drop those samples first."
+            )
+        if y.shape[1] == 0:
+            raise DataError(
+                f"{path!r}: y_{split} has shape {y_shape}: no target columns. Expected "
+                f"at least one target per sample."
+            )
         return x, y
-    y = np.asarray(y).reshape(-1)
+    if y.ndim > 1 and int(np.prod(y.shape[1:])) != 1:
+        hint = (
+            " It looks one-hot encoded: store y.argmax(axis=1)."
+            if y.ndim == 2 and y.dtype.kind in "biuf" else ""
+        )
+        raise DataError(
+            f"{path!r}: y_{split} has shape {y_shape}, but a {kind} task takes one "
+            f"integer class label per sample (shape ({y_shape[0]},)).{hint} For several "
+            f"numeric targets, set kind='regression'."
+        )
+    y = y.reshape(-1)
+    if y.dtype.kind == "b":
+        y = y.astype("int64")
     if y.dtype.kind not in "iu" and not (
         y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
     ):
+        if y.dtype.kind in "USO":
+            fix = (
+                "Map the names to integers 0..C-1 first (e.g. names, y = "
+                "numpy.unique(y, return_inverse=True)), or use a csv: task, which "
+                "maps text labels itself."
+            )
+        else:
+            fix = "Store integers 0..C-1, or set kind='regression' in the file."
         raise DataError(
             f"{path!r}: y_{split} must hold integer class labels for a {kind} task. "
-            f"Received dtype {y.dtype} with values like {y[:3].tolist()}. Store "
-            f"integers 0..C-1, or set kind='regression' in the file."
+            f"Received dtype {y.dtype} with values like {y[:3].tolist()}. {fix}"
+        )
+    if y.dtype.kind == "f" and (y.min() < -(2**62) or y.max() > 2**62):
+        raise DataError(
+            f"{path!r}: y_{split} holds labels from {y.min()} to {y.max()}, beyond "
+            f"class indices. Store integers 0..C-1."
         )
     y = y.astype("int64")
-    top = 1 if kind == "binary" else None
-    if y.min() < 0 or (top is not None and y.max() > top):
-        expected = "0 or 1" if kind == "binary" else "integers >= 0"
+    top = 1 if kind == "binary" else MAX_CLASSES - 1
+    if y.min() < 0 or y.max() > top:
+        expected = "0 or 1" if kind == "binary" else f"integers from 0 to {top}"
         raise DataError(
             f"{path!r}: y_{split} must be {expected} for a {kind} task. Received "
             f"values from {y.min()} to {y.max()}."
+            + (" Number the classes 0..C-1." if kind != "binary" else "")
         )
     return x, y
 
@@ -261,10 +394,7 @@ def csv_task(name):
             f"Task {name!r}: kind must be one of {', '.join(KINDS)}. Received: "
             f"kind={kind!r}."
         )
-    if not os.path.isfile(path):
-        raise DataError(
-            f"CSV file not found: {path!r} (from task {name!r}). Check the path."
-        )
+    check_file(path, name, "CSV file", "Expected a comma-separated UTF-8 text file")
     header, rows, lines = _read_csv(path)
     label = options.get("label")
     if label is None or label not in header:

@@ -70,6 +70,11 @@ def _load_image(path, size, mode):
     return pixels if mode == "rgb" else pixels[..., np.newaxis]
 
 
+# Largest side an image is resized to: far above any network's input, small
+# enough that one decoded image cannot exhaust memory.
+MAX_SIDE = 4096
+
+
 def _parse_size(name, text):
     height, _, width = text.lower().partition("x")
     valid = height.isdigit() and width.isdigit()
@@ -77,6 +82,11 @@ def _parse_size(name, text):
         raise DataError(
             f"Task {name!r}: size must be HEIGHTxWIDTH in pixels, e.g. size=64x64. "
             f"Received: size={text!r}."
+        )
+    if max(int(height), int(width)) > MAX_SIDE:
+        raise DataError(
+            f"Task {name!r}: size must be at most {MAX_SIDE}x{MAX_SIDE} pixels. "
+            f"Received: size={text!r}. Use a size your network takes, e.g. size=64x64."
         )
     return int(height), int(width)
 

@@ -9,7 +9,14 @@ import numpy as np
 
 from keras_tl.data import ondisk
 from keras_tl.data.builtin import _BUILTIN_DESCRIPTIONS, digits_task
-from keras_tl.data.files import clean_split, csv_task, fill_splits, npz_task, num_outputs
+from keras_tl.data.files import (
+    check_splits,
+    clean_split,
+    csv_task,
+    fill_splits,
+    npz_task,
+    num_outputs,
+)
 from keras_tl.data.images import images_task
 from keras_tl.data.keras_datasets import keras_task
 from keras_tl.data.task import KINDS, Task
@@ -158,6 +165,7 @@ def register_task(name, train, val=None, test=None, kind="classification",
             continue
         x, y = _split_arrays(name, split, data, max_bytes)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = clean_split(name, split, x, y, kind)
+    check_splits(f"task {name!r}", arrays, kind)
     fill_splits(
         f"task {name!r}", kind, arrays,
         "Pass more training samples, or val= and test= splits.",

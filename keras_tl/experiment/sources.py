@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import logging
 import os
+import uuid
 
 from keras_tl.experiment.plan import fit_settings, pretrained_model
 from keras_tl.experiment.spec import RESULT_VERSION
@@ -11,6 +13,8 @@ from keras_tl.training.fit import (
 )
 from keras_tl.training.fit import evaluate as evaluate_split
 from keras_tl.training.fit import fit
+
+logger = logging.getLogger(__name__)
 
 
 def _derived_seed(seed, purpose):
@@ -42,6 +46,8 @@ class SourceModels:
     def _spec_hash(self, source):
         config = self.plan.experiment.config
         payload = {"source": source.config, "model": config["model"], "v": RESULT_VERSION}
+        if config.get("precision"):  # Trained under a mixed policy; absent for float32.
+            payload["precision"] = config["precision"]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def trained(self, seed, name=None):
@@ -65,23 +71,65 @@ class SourceModels:
                 source.config, source.network,
                 *source.build_shape(self.plan.target_task), seed=seed,
             )
-        elif path and os.path.isfile(path):
-            # Weights, not a whole .keras model: a subclassed network's class
-            # need not be registered to be rebuilt.
-            model = source.network.build(task.input_shape, task.num_outputs, seed)
-            model.load_weights(path)
-        elif source.config["untrained"]:
-            model = self.untrained(seed, source.name)
         else:
-            model = self._train(source, seed)
-            if path:
-                os.makedirs(self.cache_folder, exist_ok=True)
-                temporary = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-                model.save_weights(temporary)
-                os.replace(temporary, path)
+            model = None
+            if path and os.path.isfile(path):
+                model = self._load_cached(source, seed, path)
+            if model is None and source.config["untrained"]:
+                model = self.untrained(seed, source.name)
+            elif model is None:
+                model = self._train(source, seed)
+                if path:
+                    self._save_cached(model, path)
         result = (model, evaluate_split(model, task, "test") if task else None)
         self._trained[(source.name, seed)] = result
         return result
+
+    def _load_cached(self, source, seed, path):
+        """The cached source model at `path`, or None when the file cannot be loaded
+        (empty, truncated, garbage): then it is deleted, with a warning, and the
+        source is trained again."""
+        task = source.task
+        # Weights, not a whole .keras model: a subclassed network's class need not
+        # be registered to be rebuilt.
+        model = source.network.build(task.input_shape, task.num_outputs, seed)
+        try:
+            model.load_weights(path)
+        except Exception as error:  # h5py's OSError, keras' ValueError, ...
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            logger.warning(
+                "The cached source model %s cannot be loaded (%s); deleting it and "
+                "training source %r (seed %d) again.", path, reason, source.name, seed,
+            )
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass  # Another worker removed it first.
+            except OSError as remove_error:
+                logger.warning("Could not delete %s (%s); it is replaced once the source "
+                               "is trained.", path, remove_error)
+            return None
+        return model
+
+    def _save_cached(self, model, path):
+        """Saves a trained source model to `path` through a temporary file and a rename
+        (unique per process: workers may save the same source at once). A failure
+        (a full disk, a read-only folder) only costs the cache: a warning, no file."""
+        # Keras needs the `.weights.h5` ending.
+        temporary = (f"{path[: -len('.weights.h5')]}.tmp-{os.getpid()}-"
+                     f"{uuid.uuid4().hex[:8]}.weights.h5")
+        try:
+            os.makedirs(self.cache_folder, exist_ok=True)
+            model.save_weights(temporary)
+            os.replace(temporary, path)
+        except Exception as error:
+            logger.warning("Could not cache the source model in %s (%s: %s); it is "
+                           "trained again when next needed.", path, type(error).__name__,
+                           str(error).splitlines()[0] if str(error) else "")
+            try:
+                os.remove(temporary)
+            except OSError:
+                pass
 
     def _train(self, source, seed):
         task, stage = source.task, source.config

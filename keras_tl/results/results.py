@@ -10,7 +10,8 @@ import platform
 import subprocess
 import sys
 
-from keras_tl.store import write_atomic
+from keras_tl.errors import StoreError
+from keras_tl.store import json_text, storage_errors, write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -56,8 +57,21 @@ class Results:
 
     @classmethod
     def from_folder(cls, folder):
-        with open(os.path.join(folder, "results.json")) as file:
-            return cls.from_dict(json.load(file))
+        """Reads `FOLDER/results.json`; a file that cannot be read or parsed raises
+        one `StoreError` that says how to rebuild it from the trial store."""
+        path = os.path.join(folder, "results.json")
+        with storage_errors(path, "read"):
+            with open(path) as file:
+                text = file.read()
+        try:
+            data = json.loads(text)
+            return cls.from_dict(data)
+        except (ValueError, TypeError, KeyError) as error:
+            raise StoreError(
+                f"{path} cannot be read as keras-tl results ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}). Rebuild it from the "
+                f"trial store with `keras-tl report {folder}`."
+            ) from None
 
     def trials_csv(self):
         """The trial table as CSV text: one row per trial, metrics flattened."""
@@ -72,10 +86,16 @@ class Results:
         return buffer.getvalue()
 
     def write(self, folder):
-        """Writes `results.json` and `trials.csv` atomically into `folder`."""
+        """Writes `results.json` and `trials.csv` atomically into `folder`.
+
+        JSON has no NaN or infinity: a non-finite number (a diverged trial's loss, a
+        degenerate score) is written as null, so every JSON reader can load the file.
+        A write that fails (a full disk, a read-only folder) raises one `StoreError`
+        and leaves the previous files as they were.
+        """
         write_atomic(
             os.path.join(folder, "results.json"),
-            json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False),
+            json_text(self.to_dict(), indent=2, sort_keys=False),
         )
         write_atomic(os.path.join(folder, "trials.csv"), self.trials_csv())
 

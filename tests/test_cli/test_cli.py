@@ -29,19 +29,12 @@ BUILTIN_TASKS = (
 # scikit-learn's 8x8 digits: 1797 images, split 60 / 20 / 20 by keras-tl.
 NUM_DIGITS = 1797
 
-TINY_EXPERIMENT = {
-    "name": "tiny",
-    "model": {"builder": "mlp"},
-    "source": {"task": "digits", "epochs": 1, "batch_size": 128},
-    "target": {
-        "task": "digits:parity",
-        "train_sizes": [20],
-        "epochs": 2,
-        "batch_size": 10,
-    },
-    "arms": ["scratch", "fine_tune"],
-    "seeds": 2,
-}
+
+@pytest.fixture(scope="module")
+def tiny(tiny_experiment):
+    """The tiny experiment of tests/conftest.py with two arms (scratch, fine_tune:
+    4 trials) and source batches of 128."""
+    return tiny_experiment("tiny", source={"batch_size": 128}, arms=["scratch", "fine_tune"])
 
 
 def invoke(args):
@@ -134,10 +127,10 @@ def test_tasks_lists_the_builtin_tasks_with_sizes():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny):
     """One in-process `keras-tl evaluate` of a tiny experiment, shared below."""
     folder = tmp_path_factory.mktemp("tiny_run")
-    config = write_config(folder, TINY_EXPERIMENT)
+    config = write_config(folder, tiny)
     out = folder / "run"
     result = invoke(["evaluate", str(config), "--out", str(out)])
     return result, out
@@ -196,7 +189,7 @@ def test_report_rebuilds_results_from_the_store(tiny_run, tmp_path):
     assert read_csv(copy / "trials.csv") == expected_rows
 
 
-def test_backend_option_is_honoured_before_keras_is_imported(tmp_path):
+def test_backend_option_is_honoured_before_keras_is_imported(tmp_path, tiny):
     active = keras.config.backend()
     # keras.json names another backend: only --backend can make the run use `active`.
     other = next(name for name in BACKENDS if name != active)
@@ -212,7 +205,7 @@ def test_backend_option_is_honoured_before_keras_is_imported(tmp_path):
             }
         )
     )
-    experiment = {**TINY_EXPERIMENT, "arms": ["scratch"], "name": "subprocess"}
+    experiment = {**tiny, "arms": ["scratch"], "name": "subprocess"}
     config = write_config(tmp_path, experiment)
     out = tmp_path / "run"
 

@@ -82,14 +82,16 @@ def test_the_default_experiment_resolves_with_every_default_filled():
     config = experiment.config
     assert isinstance(experiment, Experiment)
     assert experiment.name == "parity"
-    assert experiment.seeds == [0, 1, 2]
+    # Adaptive seeds (DEFAULT_EXPERIMENT): rounds of seeds from 5 up to 30.
+    assert experiment.seed_range == (5, 30)
+    assert experiment.seeds == list(range(30))
     assert config["model"] == {"builder": "small_cnn"}
     (source,) = config["sources"]
     assert source["task"] == "digits" and source["name"] == "digits"
     assert source["model"] is None and source["untrained"] is False
     assert config["target"]["task"] == "digits:parity"
     assert config["target"]["train_sizes"] == [30]
-    assert config["arms"] == ["scratch", "fine_tune", "linear_probe"]
+    assert config["arms"] == ["scratch", "fine_tune"]
     assert config["freeze_depths"] == [0]
     assert config["learning_rates"] is None
     assert config["early_stopping"] is None
@@ -331,7 +333,10 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_keys():
         ),
         ({"seeds": 0}, "seeds: expected a positive integer, received 0"),
         ({"seeds": "three"}, "seeds: expected a positive integer, received 'three'"),
-        ({"seeds": [0, -1]}, "seeds[1]: expected a non-negative integer, received -1"),
+        (
+            {"seeds": [0, -1]},
+            "seeds[1]: expected an integer from 0 to 2147483647 (2**31 - 1), received -1",
+        ),
         ({"seeds": [1, 1]}, "seeds: expected distinct seeds, received [1, 1]"),
         (
             {"learning_rates": [0.1, 0]},
@@ -448,7 +453,8 @@ def test_config_errors_are_keras_tl_errors_and_value_errors():
 
 def test_plan_lists_every_arm_depth_size_and_seed():
     the_plan = plan(
-        load_experiment(_with({"target.train_sizes": [20, 40], "seeds": 2}))
+        load_experiment(_with({"target.train_sizes": [20, 40], "seeds": 2,
+                               "arms": ["scratch", "fine_tune", "linear_probe"]}))
     )
     assert the_plan.sources["digits"].transferable == ["conv1", "conv2", "fc1"]
     assert the_plan.primary_metric == "accuracy"
@@ -595,3 +601,224 @@ def test_freeze_layers_and_freeze_depths_cannot_be_combined():
         "freeze_depths: give either 'freeze_depths' (a depth sweep) or "
         "'freeze: {layers: REGEX}' (the transferred layers to freeze), not both."
     )
+
+
+# Hostile or mistaken YAML: refused before anything is built from it
+
+
+def _yaml_error(tmp_path, text):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    return str(info.value)
+
+
+def test_a_billion_laughs_is_refused_fast(tmp_path):
+    import time
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)
+    ]
+    start = time.perf_counter()
+    message = _yaml_error(tmp_path, "\n".join(lines) + "\nname: *a9\n")
+    assert time.perf_counter() - start < 5
+    assert "its aliases (*name) expand to" in message
+    assert "an alias bomb?" in message
+
+
+def test_nesting_beyond_the_limit_is_refused_without_recursion_error(tmp_path):
+    message = _yaml_error(tmp_path, "seeds: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert "nesting deeper than 20 levels at line 1" in message
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    assert "recursive alias" in _yaml_error(tmp_path, "metrics: &loop [*loop]\n")
+
+
+@pytest.mark.parametrize(
+    "text, key, lines",
+    [
+        ("seeds: 2\nname: a\nseeds: 3\n", "seeds", "lines 1 and 3"),
+        ("target:\n  task: digits\n  task: digits:parity\n", "task", "lines 2 and 3"),
+        ("l2sp: {alpha: 1, alpha: 2}\n", "alpha", "lines 1 and 1"),
+    ],
+    ids=["top_level", "nested", "flow"],
+)
+def test_a_key_given_twice_is_refused_naming_the_key(tmp_path, text, key, lines):
+    message = _yaml_error(tmp_path, text)
+    assert f"the key {key!r} is given twice in one mapping ({lines})" in message
+
+
+def test_aliases_and_merge_keys_within_the_limits_still_load(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(
+        "source: &stage {task: digits, epochs: 2, batch_size: 16}\n"
+        "target:\n  <<: *stage\n  task: digits:parity\n  train_sizes: [20]\n"
+    )
+    config = load_experiment(path).config
+    assert config["target"]["task"] == "digits:parity"  # An explicit key overrides a merged one.
+    assert config["target"]["epochs"] == 2
+
+
+def test_an_unreadable_value_names_its_line(tmp_path):
+    message = _yaml_error(tmp_path, "seeds: 2\nname: 2020-02-30\n")
+    assert "experiment.yaml: the value '2020-02-30' at line 2 cannot be read" in message
+
+
+def test_a_config_path_that_is_a_folder_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder. Expected a YAML file"):
+        load_experiment(str(tmp_path))
+
+
+# Numbers: finite, in range, each once
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 10**400])
+@pytest.mark.parametrize(
+    "key",
+    ["target.learning_rate", "source.learning_rate", "lp_ft.learning_rate_scale",
+     "lp_ft.probe_fraction", "l2sp.alpha", "l2sp.beta", "feature_cache_mb"],
+)
+def test_non_finite_numbers_are_refused(key, value):
+    raw = _with({})
+    *sections, name = key.split(".")
+    section = raw
+    for part in sections:
+        section = section.setdefault(part, {})
+    section[name] = value
+    message = _error(raw)
+    assert message.startswith(f"{key}: expected a finite ")
+    assert "(not NaN or infinity)" in message
+
+
+def test_non_finite_list_items_are_refused():
+    assert _error(_with({"learning_rates": [0.1, float("nan")]})).startswith(
+        "learning_rates[1]: expected a finite positive number (not NaN or infinity)"
+    )
+    raw = _with({"arms": ["scratch", "fused"], "fused": {"loss_weights": [1, float("inf")]}})
+    assert _error(raw).startswith("fused.loss_weights[1]: expected a finite number >= 0")
+
+
+def test_a_resolved_config_is_always_valid_json():
+    text = json.dumps(load_experiment(FULL).to_dict(), allow_nan=False)
+    assert json.loads(text)["name"] == "full"
+
+
+@pytest.mark.parametrize(
+    "seeds, expected",
+    [
+        (10**12, "seeds: expected a positive integer of at most 1000, received 1000000000000"),
+        ([0, 2**32], "seeds[1]: expected an integer from 0 to 2147483647 (2**31 - 1)"),
+        ([2**31], "seeds[0]: expected an integer from 0 to 2147483647 (2**31 - 1)"),
+        (list(range(1001)), "seeds: expected a list of at most 1000 seeds"),
+    ],
+    ids=["count", "beyond_32_bits", "beyond_31_bits", "too_many"],
+)
+def test_seed_counts_are_capped_and_seeds_kept_in_range(seeds, expected):
+    assert _error(_with({"seeds": seeds})).startswith(expected)
+
+
+def test_the_largest_seed_and_count_are_accepted():
+    assert load_experiment(_with({"seeds": [0, 2**31 - 1]})).seeds == [0, 2**31 - 1]
+    assert len(load_experiment(_with({"seeds": 1000})).seeds) == 1000
+
+
+def test_integer_settings_are_capped():
+    assert _error(_with({"target.epochs": 2**31})) == (
+        "target.epochs: expected a positive integer of at most 2147483647, "
+        "received 2147483648"
+    )
+
+
+def test_a_huge_value_is_shortened_in_the_message():
+    message = _error(_with({"target.learning_rate": 10**5000}))
+    assert len(message) < 400
+    assert "too large to print" in message
+
+
+def test_duplicate_train_sizes_are_refused_but_1_and_1_0_differ():
+    assert _error(_with({"target.train_sizes": [20, 0.5, 20]})) == (
+        "target.train_sizes: expected each train size once, received [20, 0.5, 20]"
+    )
+    sizes = load_experiment(_with({"target.train_sizes": [1, 1.0]})).config["target"]
+    assert sizes["train_sizes"] == [1, 1.0]
+
+
+@pytest.mark.parametrize("key", ["learning_rates", "metrics", "scores"])
+def test_list_settings_take_each_value_once(key):
+    value = {"learning_rates": [0.1, 0.1], "metrics": ["loss", "loss"],
+             "scores": ["leep", "leep"]}[key]
+    assert " once, received " in _error(_with({key: value}))
+
+
+# The name names the run folder runs/<name>-<time>
+
+
+@pytest.mark.parametrize(
+    "name", ["../../x", "/tmp/x", "a/b", "a\\b", "a\0b", "a\nb", "x" * 101, "..", "  "],
+    ids=["parent", "absolute", "slash", "backslash", "nul", "newline", "long", "dots",
+         "blank"],
+)
+def test_names_that_are_not_one_folder_name_are_refused(name):
+    assert _error(_with({"name": name})).startswith("name: expected a name of at most 100")
+
+
+def test_ordinary_names_are_accepted():
+    for name in ("parity", "digits -> parity (2024)", "x" * 100, "ünïcode"):
+        assert load_experiment(_with({"name": name})).name == name
+
+
+# Messages that named the wrong thing
+
+
+def test_freeze_depths_all_inside_a_list_says_how_to_write_it():
+    assert _error(_with({"freeze_depths": ["all"]})) == (
+        "freeze_depths[0]: 'all' stands alone, not in a list: write freeze_depths: all "
+        "(every depth), or a list of integers >= 0 such as [0, 1, 2]. Received ['all']"
+    )
+
+
+def test_freeze_depths_null_takes_the_default():
+    assert load_experiment(_with({"freeze_depths": None})).config["freeze_depths"] == [0]
+
+
+def test_a_source_task_equal_to_the_target_task_is_fine_without_fused():
+    config = load_experiment(_with({"source.task": "digits:parity"})).config
+    assert config["fused"]["tasks"] == ["digits:parity"]
+
+
+def test_fused_with_the_target_as_source_task_names_the_keys_the_user_wrote():
+    raw = _with({"source.task": "digits:parity", "arms": ["scratch", "fused"]})
+    message = _error(raw)
+    assert message.startswith("arms: 'fused' trains a source task jointly with the target")
+    assert "source.task is the target task 'digits:parity'" in message
+    assert "fused.tasks:" not in message
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (float("nan"), "model.rate: expected a finite number (not NaN or infinity), received nan"),
+        (b"x", "model.rate: expected plain data: text, a number, true or false, a list"),
+        ([1, float("inf")], "model.rate[1]: expected a finite number"),
+    ],
+    ids=["nan", "bytes", "inf_in_list"],
+)
+def test_options_no_check_looks_at_must_still_be_plain_finite_data(option, expected):
+    message = _error(_with({"model": {"builder": "my_nets:build", "rate": option}}))
+    assert message.startswith(expected)
+
+
+def test_a_yaml_date_in_a_builder_option_is_refused(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text("model: {builder: 'my_nets:build', since: 2020-01-01}\n")
+    with pytest.raises(ConfigError, match=r"^model.since: expected plain data.*received "
+                                          r"datetime.date\(2020, 1, 1\)"):
+        load_experiment(path)
+
+
+def test_builder_options_given_as_tuples_from_python_still_resolve():
+    config = load_experiment(_with({"model": {"builder": "small_cnn", "filters": (8, 16)}}))
+    assert config.config["model"]["filters"] == (8, 16)

@@ -3,9 +3,16 @@
 One tiny experiment (6 trials) runs three times through the CLI in a subprocess, as
 a user would run it, each time with the same command:
 
-1. killed with SIGKILL once at least one trial is in the store;
-2. resumed, then interrupted with SIGINT (Ctrl-C) once it has finished a trial;
+1. killed with SIGKILL once exactly one trial is in the store;
+2. resumed, then interrupted with SIGINT (Ctrl-C) once exactly three are;
 3. resumed to completion.
+
+The signals never race the clock: the experiment's network is the test-only
+builder `resume_pause_builders:mlp_pausing` (keras-tl's `mlp`), which, in the
+first two runs only (told so by an environment variable), stops the run inside
+the first trial that starts once the store holds the chosen number of trials,
+and says so with a marker file. The test sends each signal after it sees the
+marker, so it knows exactly which trials are stored, on a fast machine or a busy one.
 
 The same experiment also runs uninterrupted in this process: the reference. Every
 trial's numbers (val and test metrics, source metrics, transferability scores:
@@ -44,10 +51,19 @@ from keras_tl.store import STORE_NAME, TrialStore
 pytestmark = pytest.mark.slow
 
 NUM_TRIALS = 6
+# Stored trials when the first run is killed and when the second is interrupted.
+KILL_AFTER = 1
+INTERRUPT_AFTER = 3
+# The test-only builder that pauses a run (resume_pause_builders.py, in this folder).
+PAUSING_BUILDER = "resume_pause_builders:mlp_pausing"
+# The environment variable that tells it when to pause (its PAUSE_VARIABLE).
+PAUSE_VARIABLE = "KERAS_TL_TEST_PAUSE"
+HERE = os.path.dirname(os.path.abspath(__file__))
 # Record fields that measure time, not results: they differ between any two runs.
 TIMINGS = ("fit_time", "wall_time")
-# Guards against a hung subprocess; not a timing assertion.
-HANG_LIMIT = 300
+# Guards against a hung subprocess; not a timing assertion: nothing waits for
+# time to pass, only for a marker file or a process to end.
+HANG_LIMIT = 600
 
 
 def _numbers(record):
@@ -61,9 +77,21 @@ def _by_key(records):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_experiment):
-    """The tiny experiment (tests/conftest.py), 6 trials of 150 epochs (about a
-    second each, so a kill or Ctrl-C lands while trials remain)."""
-    return tiny_experiment("tiny-resume", target={"epochs": 150, "learning_rate": 0.01})
+    """The tiny experiment (tests/conftest.py), 6 trials of 150 epochs, built by
+    the pausing builder (keras-tl's `mlp` unless a run is told to pause).
+
+    Its folder is on `sys.path` here, so that the uninterrupted reference and the
+    trials run in this process import the builder as the subprocesses do (through
+    `PYTHONPATH`).
+    """
+    sys.path.insert(0, HERE)
+    try:
+        yield tiny_experiment(
+            "tiny-resume", model={"builder": PAUSING_BUILDER},
+            target={"epochs": 150, "learning_rate": 0.01},
+        )
+    finally:
+        sys.path.remove(HERE)
 
 
 def _snapshot(out):
@@ -91,27 +119,20 @@ def _snapshot(out):
     return integrity, rows
 
 
-def _count_trials(out):
-    """Stored trials, or 0 while the store does not exist or has no table yet."""
-    try:
-        return len(_snapshot(out)[1])
-    except sqlite3.Error:
-        return 0
-
-
-def _wait_for_trials(process, out, at_least, log):
-    """Polls the store until it holds `at_least` trials while `process` runs."""
-    deadline = time.monotonic() + HANG_LIMIT
-    while _count_trials(out) < at_least:
+def _wait_until_paused(process, ready, after, log):
+    """Waits until `process` has paused with `after` trials stored (the builder
+    created `ready`), or fails if it ends first."""
+    deadline = time.monotonic() + HANG_LIMIT  # A failure guard only.
+    while not os.path.exists(ready):
         if process.poll() is not None:
             pytest.fail(
-                f"the run ended (exit {process.returncode}) before it had stored "
-                f"{at_least} trial(s), so it could not be interrupted:\n{_read(log)}"
+                f"the run ended (exit {process.returncode}) without pausing after "
+                f"{after} stored trial(s), so it could not be interrupted:\n{_read(log)}"
             )
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"no {at_least} trial(s) stored after {HANG_LIMIT} s")
-        time.sleep(0.02)
+            pytest.fail(f"the run did not pause after {after} trial(s) within {HANG_LIMIT} s")
+        time.sleep(0.05)
 
 
 def _read(path):
@@ -135,17 +156,30 @@ def interrupted_run(tmp_path_factory, tiny):
         KERAS_BACKEND=keras.config.backend(),
         KERAS_HOME=str(base / "keras_home"),
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")])),
     )
+    environment.pop(PAUSE_VARIABLE, None)
+    started = []
 
-    def start(phase):
+    def start(phase, pause_after=None):
+        """Starts the run; with `pause_after`, it pauses once that many trials
+        are stored (and creates the returned marker file)."""
         stdout = open(base / f"{phase}.out", "w")
         stderr = open(base / f"{phase}.err", "w")
+        ready = str(base / f"{phase}.ready")
+        phase_environment = dict(environment)
+        if pause_after is not None:
+            phase_environment[PAUSE_VARIABLE] = json.dumps({
+                "store": os.path.join(out, STORE_NAME), "after": pause_after,
+                "ready": ready, "limit": 2 * HANG_LIMIT,
+            })
         process = subprocess.Popen(
-            command, cwd=base, env=environment, stdout=stdout, stderr=stderr
+            command, cwd=base, env=phase_environment, stdout=stdout, stderr=stderr
         )
+        started.append(process)
         stdout.close()
         stderr.close()
-        return process, base / f"{phase}.err"
+        return process, ready, base / f"{phase}.err"
 
     def wait(process):
         try:
@@ -154,26 +188,32 @@ def interrupted_run(tmp_path_factory, tiny):
             process.kill()
             raise
 
-    killed, log = start("killed")
-    _wait_for_trials(killed, out, at_least=1, log=log)
-    killed.kill()  # SIGKILL: no handler, no cleanup, no chance to close the store.
-    wait(killed)
-    after_kill = _snapshot(out)
-
-    interrupted, log = start("interrupted")
-    _wait_for_trials(interrupted, out, at_least=len(after_kill[1]) + 1, log=log)
-    interrupted.send_signal(signal.SIGINT)
-    interrupted_code = wait(interrupted)
-    after_interrupt = _snapshot(out)
     try:
-        store = TrialStore.open_existing(out)  # As `keras-tl report` opens it.
-        opened_records = store.records()
-        store.close()
-    except keras_tl.StoreError as error:
-        opened_records = error
+        killed, ready, log = start("killed", pause_after=KILL_AFTER)
+        _wait_until_paused(killed, ready, KILL_AFTER, log)
+        killed.kill()  # SIGKILL: no handler, no cleanup, no chance to close the store.
+        wait(killed)
+        after_kill = _snapshot(out)
 
-    finished, _ = start("finished")
-    finished_code = wait(finished)
+        interrupted, ready, log = start("interrupted", pause_after=INTERRUPT_AFTER)
+        _wait_until_paused(interrupted, ready, INTERRUPT_AFTER, log)
+        interrupted.send_signal(signal.SIGINT)
+        interrupted_code = wait(interrupted)
+        after_interrupt = _snapshot(out)
+        try:
+            store = TrialStore.open_existing(out)  # As `keras-tl report` opens it.
+            opened_records = store.records()
+            store.close()
+        except keras_tl.StoreError as error:
+            opened_records = error
+
+        finished, _, _ = start("finished")
+        finished_code = wait(finished)
+    finally:
+        for process in started:  # Only a failed test leaves one running.
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return {
         "out": out,
         "after_kill": after_kill,
@@ -212,7 +252,7 @@ def test_kill_9_after_a_finished_trial_leaves_a_sound_partial_store(interrupted_
     integrity, rows = interrupted_run["after_kill"]
     assert interrupted_run["killed_code"] == -signal.SIGKILL
     assert integrity == "ok"
-    assert 1 <= len(rows) < NUM_TRIALS
+    assert len(rows) == KILL_AFTER
     for key, (status, text, _) in rows.items():
         record = json.loads(text)
         assert record["key"] == key and record["status"] == status == "ok"
@@ -222,7 +262,8 @@ def test_trials_finished_before_a_kill_or_an_interrupt_are_kept_unchanged(interr
     _, final = interrupted_run["final"]
     _, after_kill = interrupted_run["after_kill"]
     _, after_interrupt = interrupted_run["after_interrupt"]
-    assert len(after_kill) < len(after_interrupt) < NUM_TRIALS
+    assert len(after_kill) == KILL_AFTER
+    assert len(after_interrupt) == INTERRUPT_AFTER < NUM_TRIALS
     # Same status, same record text, same finished_at: never run again.
     for key, row in after_interrupt.items():
         assert final[key] == row
@@ -235,6 +276,7 @@ def test_the_final_resume_runs_only_the_trials_not_yet_stored(interrupted_run):
     progress = re.findall(
         rf"^\[(\d+)/{NUM_TRIALS}\] ", interrupted_run["finished_stdout"], re.MULTILINE
     )
+    assert len(after_interrupt) == INTERRUPT_AFTER
     assert len(progress) == NUM_TRIALS - len(after_interrupt)
     assert [int(done) for done in progress][-1] == NUM_TRIALS
 

@@ -1,0 +1,25 @@
+"""What is at a path, checked before anything opens it."""
+
+import os
+import stat
+
+
+def path_problem(path):
+    """Why `path` is not a readable regular file, or None when it is one.
+
+    A device such as /dev/zero or a pipe would block or never end if opened, so
+    this looks only at `os.stat`.
+
+    Returns:
+        None, `"not found"`, `"a folder"` or `"not a regular file (a device, pipe
+        or socket)"`.
+    """
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return "not found"
+    if stat.S_ISDIR(status.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file (a device, pipe or socket)"
+    return None
