@@ -25,6 +25,30 @@ def _gain_text(gain):
     return interval, _number(gain["p_value"]), _number(gain["p_value_adjusted"]), gain["verdict"]
 
 
+def control_sentence(best):
+    """Whether the best gain comes from what the source learned: its gain over the
+    `random_transfer` control (same architecture and depth, random weights)."""
+    control = best.get("vs_control")
+    if not best.get("control_ran"):
+        return ("The random_transfer control was not run, so this cannot separate what "
+                "the source learned from what its architecture and initialisation give: "
+                "add random_transfer to arms.")
+    if control is None or control.get("mean") is None:
+        return ("The random_transfer control has no paired seeds at this condition's "
+                "depth and train size: no comparison with it.")
+    meaning = {
+        "positive": "the gain comes from what the source learned",
+        "negative": "random weights in the same architecture did better than the source's",
+        "inconclusive": "not shown to come from what the source learned",
+        "continue": "undecided until more seeds run",
+    }.get(control["verdict"], control["verdict"])
+    interval = ("" if control.get("ci_low") is None
+                else f" [{control['ci_low']:+.3f}, {control['ci_high']:+.3f}]")
+    return (f"Against random_transfer at the same depth: {control['mean']:+.3f}{interval}, "
+            f"p (Holm) = {_number(control.get('p_value_adjusted'))}, verdict: "
+            f"{control['verdict']}: {meaning}.")
+
+
 def _key(row):
     return row["arm"], row.get("source"), row["freeze_depth"], row["train_size"]
 
@@ -84,10 +108,16 @@ def _fusion_lines(summary):
             lines.append(format_table(
                 ["task", "metric", "random init", "single-task", "fused",
                  "shortfall vs single-task (points)"], table))
+        if row.get("delta_m") is None:
+            lines.append(f"delta_m undefined: {row.get('delta_m_note')}")
+            continue
+        used = "; ".join(f"{task}: {', '.join(metrics)}"
+                         for task, metrics in (row.get("delta_m_metrics") or {}).items())
         lines.append(
             f"delta_m vs single-task baselines [95% CI]: metric-balanced "
             f"{_interval(row['delta_m']['metric_balanced'], 100)} %, task-balanced "
             f"{_interval(row['delta_m']['task_balanced'], 100)} %"
+            + (f" (over {used}; never the loss)" if used else "")
         )
     return lines
 
@@ -121,6 +151,14 @@ def _cka_lines(summary):
             "(1 = representation unchanged)", format_table(["arm", "train", *layers], table)]
 
 
+def _seeds_text(summary, results):
+    seeds = summary.get("seeds")
+    if seeds:
+        return (f"{seeds['run']} seeds, added in rounds from {seeds['min']} up to "
+                f"{seeds['max']} until decided")
+    return f"{len(results.provenance.get('seeds', []))} seeds"
+
+
 def format_table(header, rows):
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
@@ -148,7 +186,7 @@ def format_summary(results):
     lines = [
         f"{config['name']}: {', '.join(s['name'] for s in config['sources'])} -> "
         f"{config['target']['task']}"
-        f" on {results.provenance.get('backend')} ({len(results.provenance.get('seeds', []))} seeds)",
+        f" on {results.provenance.get('backend')} ({_seeds_text(summary, results)})",
         "",
         format_table(header, rows),
         "",
@@ -161,6 +199,9 @@ def format_summary(results):
             f"[{_number(best['ci_low'])}, {_number(best['ci_high'])}], "
             f"p (Holm) = {_number(best['p_value_adjusted'])}, verdict: {best['verdict']}."
         )
+        if best.get("explanation"):
+            lines.append(f"  {best['explanation']}")
+        lines.append(f"  {control_sentence(best)}")
     for row in summary["best_freeze_depth"]:
         lines.append(
             f"Best freeze depth for {row['arm']}"

@@ -102,6 +102,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_tl.errors import ConfigError, DataError
+from keras_tl.scores._checks import (
+    as_vector,
+    check_bounds,
+    check_finite_number,
+    check_fraction,
+    check_whole_number,
+    check_within,
+)
 
 __all__ = [
     "round_sizes",
@@ -141,13 +149,9 @@ _CODES = {1: "positive", -1: "negative", 0: "continue", 2: "inconclusive"}
 
 
 def _check_seeds(min_seeds, max_seeds):
-    for name, value in (("min_seeds", min_seeds), ("max_seeds", max_seeds)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ConfigError(
-                f"{name} must be a whole number. Received: {name}={value!r}. "
-                "Use e.g. seeds: {min: 5, max: 30}."
-            )
-    min_seeds, max_seeds = int(min_seeds), int(max_seeds)
+    fix = "Use e.g. seeds: {min: 5, max: 30}."
+    min_seeds = check_whole_number(min_seeds, "min_seeds", fix)
+    max_seeds = check_whole_number(max_seeds, "max_seeds", fix)
     if min_seeds < 2:
         raise ConfigError(
             f"seeds min must be at least 2 (a paired t statistic needs two seeds). "
@@ -159,36 +163,6 @@ def _check_seeds(min_seeds, max_seeds):
             f"max={max_seeds}. Raise max or lower min, e.g. seeds: {{min: 5, max: 30}}."
         )
     return min_seeds, max_seeds
-
-
-def _check_alpha(alpha):
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0.0 < float(alpha) < 1.0
-    ):
-        raise ConfigError(
-            f"alpha must be a number strictly between 0 and 1. "
-            f"Received: alpha={alpha!r}. Use e.g. alpha=0.05."
-        )
-    return float(alpha)
-
-
-def _check_bounds(bounds):
-    try:
-        low, high = (float(bound) for bound in bounds)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"bounds must be a pair (low, high) of numbers. Received: "
-            f"bounds={bounds!r}. Use bounds=(-1, 1) for differences of accuracies."
-        ) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < 0.0 < high):
-        raise ConfigError(
-            f"bounds must be two finite numbers with low < 0 < high (they bound a "
-            f"difference, which can be zero). Received: bounds={bounds!r}. Use "
-            f"bounds=(-1, 1) for differences of metrics in [0, 1]."
-        )
-    return low, high
 
 
 def _check_differences(differences_by_condition, max_seeds, bounds):
@@ -204,23 +178,12 @@ def _check_differences(differences_by_condition, max_seeds, bounds):
         )
     names, rows = [], []
     for name, values in differences_by_condition.items():
-        try:
-            row = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            row = None
-        if row is None or row.ndim != 1:
-            raise DataError(
-                f"differences of condition {name!r} must be a list of numbers, one "
-                f"per seed. Received: {values!r}. Pass a flat list of floats."
-            )
-        if not np.all(np.isfinite(row)):
-            raise DataError(
-                f"differences of condition {name!r} must be finite numbers. "
-                f"Received: {row.tolist()}. Rerun or drop the failed seed, from every "
-                f"condition, before deciding."
-            )
         names.append(name)
-        rows.append(row)
+        rows.append(as_vector(
+            values, f"differences of condition {name!r}", one_per="seed",
+            drop_failed="Rerun or drop the failed seed, from every condition, before "
+            "deciding.",
+        ))
     lengths = {name: int(row.size) for name, row in zip(names, rows)}
     if len(set(lengths.values())) > 1:
         raise DataError(
@@ -235,16 +198,13 @@ def _check_differences(differences_by_condition, max_seeds, bounds):
             f"Pass only the first {max_seeds} seeds, or raise seeds max."
         )
     array = np.stack(rows) if seen else np.zeros((len(rows), 0))
-    low, high = bounds
-    scale = _BOUNDS_TOLERANCE * (high - low)
-    outside = array[(array < low - scale) | (array > high + scale)]
-    if outside.size:
-        raise DataError(
-            f"paired differences must lie within bounds=({low:g}, {high:g}). "
-            f"Received: {outside.tolist()[:5]}. Pass differences on the scale of the "
-            f"metric (accuracy in [0, 1] gives differences in [-1, 1]) or widen bounds."
-        )
-    return names, np.clip(array, low, high)
+    check_within(
+        array, bounds, "paired differences",
+        "Pass differences on the scale of the metric (accuracy in [0, 1] gives "
+        "differences in [-1, 1]) or widen bounds.",
+        tolerance=_BOUNDS_TOLERANCE,
+    )
+    return names, np.clip(array, *bounds)
 
 
 # The design
@@ -410,17 +370,11 @@ def critical_values(min_seeds, max_seeds, alpha=0.05, num_conditions=1):
     [7.9, 5.6, 4.0, 3.1, 2.6, 2.2]
     """
     min_seeds, max_seeds = _check_seeds(min_seeds, max_seeds)
-    alpha = _check_alpha(alpha)
-    if (
-        isinstance(num_conditions, bool)
-        or not isinstance(num_conditions, numbers.Integral)
-        or num_conditions < 1
-    ):
-        raise ConfigError(
-            f"num_conditions must be a whole number of at least 1. Received: "
-            f"num_conditions={num_conditions!r}. Pass the number of conditions "
-            f"compared."
-        )
+    alpha = check_fraction(alpha, "alpha", "0.05")
+    check_whole_number(
+        num_conditions, "num_conditions", "Pass the number of conditions compared.",
+        least=1,
+    )
     sizes = _round_sizes(min_seeds, max_seeds)
     level = alpha / int(num_conditions)
     table = _critical_table(sizes, alpha, int(num_conditions))
@@ -538,8 +492,8 @@ def decide(
     2
     """
     min_seeds, max_seeds = _check_seeds(min_seeds, max_seeds)
-    alpha = _check_alpha(alpha)
-    low, high = _check_bounds(bounds)
+    alpha = check_fraction(alpha, "alpha", "0.05")
+    low, high = check_bounds(bounds, difference=True)
     names, array = _check_differences(differences_by_condition, max_seeds, (low, high))
     sizes = _round_sizes(min_seeds, max_seeds)
     status, look_of, remaining_of = _sequential(array[None], sizes, alpha)
@@ -673,8 +627,8 @@ def simulate(
     True
     """
     min_seeds, max_seeds = _check_seeds(min_seeds, max_seeds)
-    alpha = _check_alpha(alpha)
-    low, high = _check_bounds(bounds)
+    alpha = check_fraction(alpha, "alpha", "0.05")
+    low, high = check_bounds(bounds, difference=True)
     try:
         gains = np.atleast_1d(np.asarray(mean_gain, dtype=np.float64))
     except (TypeError, ValueError):
@@ -685,28 +639,16 @@ def simulate(
             f"Received: mean_gain={mean_gain!r}. Use e.g. mean_gain=0.03."
         )
     if gains.size == 1:
-        if isinstance(num_conditions, bool) or not isinstance(
-            num_conditions, numbers.Integral
-        ) or num_conditions < 1:
-            raise ConfigError(
-                f"num_conditions must be a whole number of at least 1. Received: "
-                f"num_conditions={num_conditions!r}. Use e.g. num_conditions=3."
-            )
+        check_whole_number(
+            num_conditions, "num_conditions", "Use e.g. num_conditions=3.", least=1
+        )
         gains = np.full(int(num_conditions), gains[0])
-    if isinstance(std, bool) or not isinstance(std, numbers.Real) or not (
-        math.isfinite(std) and std >= 0
-    ):
-        raise ConfigError(
-            f"std must be a finite number >= 0. Received: std={std!r}. "
-            "Use e.g. std=0.03 (3 points of accuracy between seeds)."
-        )
-    if isinstance(num_experiments, bool) or not isinstance(
-        num_experiments, numbers.Integral
-    ) or num_experiments < 1:
-        raise ConfigError(
-            f"num_experiments must be a whole number of at least 1. Received: "
-            f"num_experiments={num_experiments!r}. Use e.g. num_experiments=2000."
-        )
+    check_finite_number(
+        std, "std", "Use e.g. std=0.03 (3 points of accuracy between seeds)."
+    )
+    check_whole_number(
+        num_experiments, "num_experiments", "Use e.g. num_experiments=2000.", least=1
+    )
     sizes = _round_sizes(min_seeds, max_seeds)
     size_of = np.asarray(sizes)
     rng = np.random.default_rng(seed)

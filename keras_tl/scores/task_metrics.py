@@ -24,7 +24,15 @@ METRICS_BY_KIND = {
     "regression": ("mae", "mse", "loss"),
 }
 
+# The range a metric cannot leave; intervals are kept inside it. Unlisted: unbounded.
+BOUNDS = {"accuracy": (0.0, 1.0), "auc": (0.0, 1.0)}
+
 PRIMARY_METRIC = {"classification": "accuracy", "binary": "accuracy", "regression": "mae"}
+
+
+def bounds_of(metric):
+    """`(low, high)` for a bounded metric (accuracy, AUC), None for an unbounded one."""
+    return BOUNDS.get(metric)
 
 
 def higher_is_better(metric):

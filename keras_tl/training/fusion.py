@@ -1,34 +1,11 @@
 """Fused (multi-task) models: one shared trunk, one head per task, joint training.
 
-`build_fused` cuts a network definition at the input of its `head` and puts one
-`keras.layers.Dense` head per task on the shared features; the model's outputs are
-a dict keyed by the sanitised task names (`digits:0-4` -> `digits_0_4`, head layer
-`head_digits_0_4`).
-
-Joint training (`fit_fused`) uses plain `model.fit` on every backend. Its data is a
-`FusedDataset` (a `keras.utils.PyDataset`) whose every step is one batch per task,
-concatenated along the batch axis: `(x, targets, sample_weights)`, where `targets`
-and `sample_weights` are dicts keyed like the model's outputs. Each head sees the
-whole concatenated batch; the rows of the other tasks get placeholder labels and
-sample weight 0. A task `t` with `n_t` rows in a step of `B` rows gets the sample
-weight `w_t * B / n_t` on its own rows. Keras reduces a weighted loss by
-`sum(weight * loss) / B` (its `"sum_over_batch_size"` default, the same rule it
-uses for masks), so head `t` contributes exactly `w_t * mean(loss over t's rows)`,
-and the step's loss is `sum_t w_t * mean_t`: the weighted sum of per-task mean
-losses, whatever the task sizes. Loss weights are therefore data, not compile
-state. The validation loss (for early stopping) uses the same weights, with `B` the
-size of the concatenated validation splits, which Keras' batch-size-weighted
-averaging makes exact across validation batches too.
-
-Batches: an epoch is `ceil(max_t N_t / batch_size)` steps, enough to see the
-largest task once. A task that fits in that many batches is reshuffled each epoch
-and sliced (its last batch may be short); a smaller task is cycled: it draws
-`min(batch_size, N_t)` rows per step from a stream of fresh permutations that runs
-on across epochs. Every order comes from `numpy.random.default_rng(seed)` inside
-the dataset, and the dataset holds the whole schedule (all epochs, fixed at
-construction) so a batch depends only on its index: Keras' first-batch peek and
-TensorFlow's signature probing cannot shift it, and the same seed gives the same
-batches on every call.
+`build_fused` puts one `keras.layers.Dense` head per task on a network's shared
+features; `fit_fused` trains every head at once with plain `model.fit` on a
+`FusedDataset` (one batch per task per step, sample-weighted so that the step
+loss is the weighted sum of per-task mean losses); `evaluate_fused` measures each
+task on its own head. The maths of the loss weighting and the batch schedule:
+docs/fusion.md.
 """
 
 import math
@@ -254,8 +231,8 @@ class FusedDataset(keras.utils.PyDataset):
     Step `i` yields `(x, targets, sample_weights)`: the rows of every task, one
     batch each, stacked in task order; `targets` and `sample_weights` are dicts
     keyed like the fused model's outputs, with weight `w_t * B / n_t` on task `t`'s
-    own rows and 0 on the others (see the module docstring for why this makes the
-    step loss exactly `sum_t w_t * mean_t`). An epoch is
+    own rows and 0 on the others (docs/fusion.md: why this makes the step loss
+    exactly `sum_t w_t * mean_t`). An epoch is
     `ceil(max_t N_t / batch_size)` steps; tasks that need fewer batches are cycled.
     The schedule for all `epochs` is drawn at construction from
     `numpy.random.default_rng(seed)`, so `len(dataset) == epochs *
