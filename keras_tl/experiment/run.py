@@ -16,11 +16,12 @@ from keras_tl.experiment.executors import (
     SerialExecutor,
     resolve_executor,
 )
-from keras_tl.experiment.folder import check_same_data, prepare_run_folder
+from keras_tl.experiment.folder import append_run_log, check_same_data, prepare_run_folder
 from keras_tl.experiment.plan import plan, plan_context
 from keras_tl.experiment.trial import run_trial
 from keras_tl.results.results import provenance
 from keras_tl.results.summary import build_results, results_from_store
+from keras_tl.scores import sequential
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -40,6 +41,26 @@ def _announced(specs, on_trial_start, done, total):
     for index, spec in enumerate(specs):
         on_trial_start(done + index, total, spec)
         yield spec
+
+
+def _seed_limits(experiment):
+    """The seed counts the run stops at to decide: `[None]` (all seeds at once)
+    for a fixed list of seeds, the planned looks for `seeds: {min, max}`."""
+    if experiment.seed_range is None:
+        return [None]
+    return sequential.round_sizes(*experiment.seed_range)
+
+
+def _undecided(experiment, context, the_plan, store, records):
+    """Whether some gain still waits for more seeds, from every trial finished so
+    far (stored by earlier runs of this folder too)."""
+    keys = {spec.key(experiment) for spec in the_plan.trials}
+    if store:
+        results = results_from_store(store, keys)
+    else:
+        stored = [record for key, record in records.items() if key in keys]
+        results = build_results(experiment.to_dict(), context, stored, {})
+    return results.summary["seeds"]["undecided"]
 
 
 def _start_executor(name, the_plan, cache_folder, workers, address, gpus_per_trial,
@@ -64,6 +85,10 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
 
     Args:
         experiment: an `Experiment`, a YAML path, a dict, or None for the default.
+            With `seeds: {min, max}` the trials run in rounds of seeds (`min`,
+            then about 1.5x more per round up to `max`), and the run stops after
+            the first round at which every verdict is decided
+            (`keras_tl.scores.sequential`).
         out: str or None. The run folder; it holds `trials.sqlite`, `results.json`,
             `trials.csv`, `run.log` and `cache/`. Re-running with the same folder
             resumes: finished trials are not run again.
@@ -104,7 +129,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
 
     >>> results = keras_tl.evaluate("examples/parity.yaml", out="runs/parity")
     >>> results.summary["best"]["verdict"]
-    'inconclusive'
+    'positive'
     """
     executor = resolve_executor(executor, workers, address, gpus_per_trial)
     experiment = load_experiment(experiment)
@@ -142,6 +167,7 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             shutil.rmtree(scratch_folder, ignore_errors=True)
         raise
     records = {}
+    store = None
     try:
         store = prepare_run_folder(out, experiment, overwrite) if out else None
         if store:
@@ -154,20 +180,30 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         ]
         total = len(the_plan.trials)
         finished = total - len(pending)
-        if on_trial_start and isinstance(executor, SerialExecutor):
-            # The serial executor takes each spec just as it starts it.
-            pending = _announced(pending, on_trial_start, finished, total)
-        for record, details in executor.run(pending):
-            if store:
-                store.put(record)
-            if details and out:
-                with open(os.path.join(out, "run.log"), "a") as log:
-                    log.write(f"trial {record['key']} ({record['arm']}, seed "
-                              f"{record['seed']}) failed:\n{details}\n")
-            records[record["key"]] = record
-            finished += 1
-            if on_trial:
-                on_trial(finished, total, record)
+        for limit in _seed_limits(experiment):
+            batch = [spec for spec in pending if limit is None or spec.seed < limit]
+            pending = [spec for spec in pending if limit is not None and spec.seed >= limit]
+            if on_trial_start and isinstance(executor, SerialExecutor):
+                # The serial executor takes each spec just as it starts it.
+                batch = _announced(batch, on_trial_start, finished, total)
+            for record, details in executor.run(batch):
+                if store:
+                    store.put(record)
+                if details and out:
+                    append_run_log(out, f"trial {record['key']} ({record['arm']}, seed "
+                                        f"{record['seed']}) failed:\n{details}\n")
+                records[record["key"]] = record
+                finished += 1
+                if on_trial:
+                    on_trial(finished, total, record)
+            if limit is not None and not _undecided(
+                experiment, context, the_plan, store, records
+            ):
+                break
+    except BaseException:
+        if store:
+            store.close()  # Releases the run folder's lock now, not at garbage collection.
+        raise
     finally:
         executor.close()
         keras.backend.clear_session()

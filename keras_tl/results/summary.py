@@ -1,30 +1,16 @@
 """Trial records -> the summary: per-arm statistics, paired gains, verdicts, curves."""
 
-import numpy as np
-
 from keras_tl.config.arms import BASELINE, rules_of
+from keras_tl.results.streams import cka, fusion, label, retention, stream
+from keras_tl.results.gains import CONTROL, best_condition, paired_gains, undecided
 from keras_tl.results.results import Results
-from keras_tl.scores import continual, multitask, stats
-from keras_tl.scores.task_metrics import higher_is_better
+from keras_tl.scores import stats
+from keras_tl.scores.task_metrics import bounds_of, higher_is_better
 from keras_tl.store import TrialStore
-
-# Gains are not reported for arms with fewer finished seeds than this.
-MIN_SEEDS_FOR_GAIN = 2
 
 
 def _condition_key(trial):
     return (trial["arm"], trial.get("source"), trial["freeze_depth"], trial["requested_train_size"])
-
-
-def _label(arm, source, depth, num_sources):
-    label = f"{arm}@{depth}" if rules_of(arm).sweeps_depth else arm
-    if source is not None and num_sources > 1:
-        label += f" from {source}"
-    return label
-
-
-def _same_condition(entry, other):
-    return all(entry[k] == other[k] for k in ("arm", "source", "freeze_depth", "train_size"))
 
 
 def build_results(experiment, context, records, provenance_record):
@@ -64,7 +50,7 @@ def build_results(experiment, context, records, provenance_record):
     for (arm, source, depth, size), trials in groups.items():
         finished = [t for t in trials if t["status"] == "ok"]
         entry = {
-            "label": _label(arm, source, depth, num_sources),
+            "label": label(arm, source, depth, num_sources),
             "arm": arm,
             "source": source,
             "recipe": trials[0]["recipe"],
@@ -85,10 +71,13 @@ def build_results(experiment, context, records, provenance_record):
             for name in dict.fromkeys(names):
                 values = [(t.get(split) or {}).get(name) for t in finished]
                 if values and all(value is not None for value in values):
-                    entry[split][name] = stats.summarize(values)
+                    bounds = bounds_of(name) if split != "scores" else None
+                    entry[split][name] = stats.summarize(values, bounds=bounds)
         conditions.append(entry)
 
-    gains = _gains(conditions, groups, metric, higher)
+    seed_range = _seed_range(config)
+    all_gains = paired_gains(conditions, groups, metric, seed_range)
+    gains = [gain for gain in all_gains if gain["comparator"] == BASELINE]
     curves = _curves(conditions, metric)
     # With `freeze: {layers: REGEX}` no depth was swept: no best depth, no curve.
     swept = not config.get("freeze")
@@ -99,87 +88,34 @@ def build_results(experiment, context, records, provenance_record):
         "higher_is_better": higher,
         "conditions": conditions,
         "gains": gains,
-        "best": _best(conditions, gains, metric),
+        "gains_vs_control": [g for g in all_gains if g["comparator"] == CONTROL],
+        "best": best_condition(conditions, all_gains, metric),
         "best_freeze_depth": _best_freeze_depths(conditions, metric, higher) if swept else [],
         "curves": curves,
         "data_efficiency": _data_efficiency(conditions, metric, higher),
-        "retention": _retention(groups, context, num_sources),
+        "retention": retention(groups, context, num_sources),
         "rank_agreement": _rank_agreement(conditions, metric, higher, context.get("scores") or []),
-        "fusion": _fusion(groups, context),
-        "stream": _stream(groups, context, num_sources),
-        "cka": _cka(groups, num_sources),
+        "fusion": fusion(groups, context, config.get("metrics")),
+        "stream": stream(groups, context, num_sources),
+        "cka": cka(groups, num_sources),
         "num_trials": len(records),
         "num_failed": sum(1 for r in records if r["status"] != "ok"),
     }
+    if seed_range:
+        summary["seeds"] = {
+            "min": seed_range[0], "max": seed_range[1],
+            "run": len({r["seed"] for r in records}),
+            "undecided": undecided(all_gains),
+        }
     return Results(
         config=config, context=context, provenance=provenance_record,
         trials=records, summary=summary,
     )
 
 
-def _seed_values(trials, metric):
-    return {t["seed"]: t["test"][metric] for t in trials if t["status"] == "ok"}
-
-
-def _gains(conditions, groups, metric, higher):
-    gains = []
-    for entry in conditions:
-        if entry["arm"] == BASELINE:
-            continue
-        key = (entry["arm"], entry["source"], entry["freeze_depth"], entry["train_size"])
-        arm_values = _seed_values(groups[key], metric)
-        scratch_values = _seed_values(groups.get((BASELINE, None, 0, entry["train_size"]), []), metric)
-        seeds = sorted(set(arm_values) & set(scratch_values))
-        gain = {
-            "label": entry["label"],
-            "arm": entry["arm"],
-            "source": entry["source"],
-            "freeze_depth": entry["freeze_depth"],
-            "train_size": entry["train_size"],
-            "num_samples": entry["num_samples"],
-            "metric": metric,
-            "seeds": seeds,
-        }
-        if len(seeds) < MIN_SEEDS_FOR_GAIN:
-            gain.update(
-                n=len(seeds), mean=None, p_value=None, verdict="insufficient",
-                note=f"fewer than {MIN_SEEDS_FOR_GAIN} seeds finished for both this arm and scratch",
-            )
-        else:
-            gain.update(
-                stats.paired_difference(
-                    [arm_values[s] for s in seeds],
-                    [scratch_values[s] for s in seeds],
-                    higher_is_better=higher,
-                )
-            )
-        gains.append(gain)
-    adjusted = stats.holm([gain["p_value"] for gain in gains])
-    for gain, p_adjusted in zip(gains, adjusted):
-        gain["p_value_adjusted"] = p_adjusted
-        if gain.get("verdict") != "insufficient":
-            gain["verdict"] = stats.verdict(gain["mean"], p_adjusted)
-    return gains
-
-
-def _best(conditions, gains, metric):
-    """The transfer condition with the best mean val metric, and its test gain.
-
-    Controls (`random_transfer`) are never the best arm: they exist to be beaten.
-    """
-    candidates = [
-        c for c in conditions
-        if not (rules_of(c["arm"]).is_baseline or rules_of(c["arm"]).is_control)
-        and metric in c["val"]
-    ]
-    if not candidates:
-        return None
-    higher = higher_is_better(metric)
-    chosen = (max if higher else min)(candidates, key=lambda c: c["val"][metric]["mean"])
-    for gain in gains:
-        if _same_condition(gain, chosen):
-            return {**gain, "selected_by": f"val_{metric}"}
-    return None
+def _seed_range(config):
+    seeds = config["seeds"]
+    return (seeds["min"], seeds["max"]) if isinstance(seeds, dict) else None
 
 
 def _best_freeze_depths(conditions, metric, higher):
@@ -250,184 +186,6 @@ def _data_efficiency(conditions, metric, higher):
                 "scratch_size": match["size"],
                 "bound": match["bound"],
                 "data_ratio": None if match["size"] is None else match["size"] / c["num_samples"],
-            }
-        )
-    return rows
-
-
-def _retention(groups, context, num_sources):
-    rows = []
-    metric = context["source_metric"]
-    if metric is None:  # No source has a task: retention does not apply.
-        return rows
-    higher = higher_is_better(metric)
-    for (arm, source, depth, size), trials in groups.items():
-        pairs = [
-            t["source_metrics"] for t in trials
-            if t["status"] == "ok" and t.get("source_metrics") and t["source_metrics"]["after"]
-        ]
-        if not pairs:
-            continue
-        before = [p["before"][metric] for p in pairs]
-        after = [p["after"][metric] for p in pairs]
-        forgetting = [(b - a) if higher else (a - b) for b, a in zip(before, after)]
-        rows.append(
-            {
-                "label": _label(arm, source, depth, num_sources),
-                "arm": arm,
-                "source": source,
-                "freeze_depth": depth,
-                "train_size": size,
-                "metric": metric,
-                "before": stats.summarize(before),
-                "after": stats.summarize(after),
-                "forgetting": stats.summarize(forgetting),
-            }
-        )
-    return rows
-
-
-def _fusion(groups, context):
-    """Per fused condition: each task's metrics and delta_m (both forms) vs the
-    single-task baselines of the same seed (scratch for the target, the trained
-    source model for a source task), with CIs over seeds."""
-    target = context["target_task"]["name"]
-    rows = []
-    for (arm, source, depth, size), trials in groups.items():
-        if not rules_of(arm).is_fused:
-            continue
-        scratch = {
-            t["seed"]: t["test"] for t in groups.get((BASELINE, None, 0, size), [])
-            if t["status"] == "ok"
-        }
-        finished = [t for t in trials if t["status"] == "ok" and t["seed"] in scratch]
-        if not finished:
-            continue
-        tasks = list(finished[0]["fused"]["test"])
-        per_task, forms = {}, {form: [] for form in multitask.FORMS}
-        for trial in finished:
-            results = trial["fused"]["test"]
-            baselines = {**trial["fused"]["source_baselines"], target: scratch[trial["seed"]]}
-            metrics = {
-                task: {m: v for m, v in results[task].items() if v is not None}
-                for task in tasks
-            }
-            base = {task: {m: baselines[task][m] for m in metrics[task]} for task in tasks}
-            directions = {
-                m: "higher" if higher_is_better(m) else "lower"
-                for task in tasks for m in metrics[task]
-            }
-            for form in multitask.FORMS:
-                forms[form].append(multitask.delta_m(metrics, base, directions, form=form))
-        for task in tasks:
-            per_task[task] = {
-                metric: stats.summarize([t["fused"]["test"][task][metric] for t in finished])
-                for metric in finished[0]["fused"]["test"][task]
-                if all(t["fused"]["test"][task][metric] is not None for t in finished)
-            }
-        # Per task, the stream view of joint training: random init -> fused, and the
-        # fused model's shortfall against its single-task baseline (positive = the
-        # fused model is worse on that task, like forgetting).
-        per_task_stream = {}
-        for task in tasks:
-            metric = context["primary_metric"] if task == target else context["source_metric"]
-            higher = higher_is_better(metric)
-            baselines = [
-                scratch[t["seed"]][metric] if task == target
-                else t["fused"]["source_baselines"][task][metric]
-                for t in finished
-            ]
-            fused_values = [t["fused"]["test"][task][metric] for t in finished]
-            per_task_stream[task] = {
-                "metric": metric,
-                "random_init": stats.summarize(
-                    [t["fused"]["random_init"][task][metric] for t in finished]),
-                "single_task": stats.summarize(baselines),
-                "fused": stats.summarize(fused_values),
-                "shortfall": stats.summarize(
-                    [continual.forgetting(b, f, higher) for b, f in zip(baselines, fused_values)]),
-            }
-        rows.append(
-            {
-                "label": "fused",
-                "train_size": size,
-                "tasks": tasks,
-                "test": per_task,
-                "delta_m": {form: stats.summarize(values) for form, values in forms.items()},
-                "per_task": per_task_stream,
-                "baselines": {"target": "scratch (same seed and train size)",
-                              "sources": "the trained source model (same seed)"},
-            }
-        )
-    return rows
-
-
-def _stream(groups, context, num_sources):
-    """Sequential transfer as a two-task stream (Lopez-Paz & Ranzato 2017).
-
-    R[i][j] is the metric on task j (0: source, 1: target) after training on task
-    i; the random-init row gives FWT's baseline. Per condition: ACC, BWT, FWT and
-    forgetting of the source task, each with a CI over seeds.
-    """
-    rows = []
-    if context["source_metric"] is None:  # No source has a task.
-        return rows
-    higher = higher_is_better(context["source_metric"])
-    target_metric = context["primary_metric"]
-    for (arm, source, depth, size), trials in groups.items():
-        matrices, random_rows = [], []
-        for t in trials:
-            stream, retained = t.get("stream"), t.get("source_metrics")
-            if t["status"] != "ok" or not stream or not retained or not retained["after"]:
-                continue
-            source_metric = context["source_metric"]
-            matrices.append([
-                [retained["before"][source_metric],
-                 stream["before_target_training"][target_metric]],
-                [retained["after"][source_metric], t["test"][target_metric]],
-            ])
-            random_rows.append([stream["random_init"][0][source_metric],
-                                stream["random_init"][1][target_metric]])
-        if not matrices:
-            continue
-        rows.append(
-            {
-                "label": _label(arm, source, depth, num_sources),
-                "arm": arm, "source": source, "freeze_depth": depth, "train_size": size,
-                "metrics": [context["source_metric"], target_metric],
-                "accuracy_matrix": np.mean(matrices, axis=0).tolist(),
-                "random_init": np.mean(random_rows, axis=0).tolist(),
-                "acc": stats.summarize([continual.average_accuracy(R) for R in matrices]),
-                "bwt": stats.summarize(
-                    [continual.backward_transfer(R, higher) for R in matrices]),
-                "fwt": stats.summarize(
-                    [continual.forward_transfer(R, b, higher)
-                     for R, b in zip(matrices, random_rows)]),
-                "forgetting": stats.summarize(
-                    [continual.forgetting(R[0][0], R[1][0], higher) for R in matrices]),
-            }
-        )
-    return rows
-
-
-def _cka(groups, num_sources):
-    """Mean linear CKA (source vs trained target) per transferred unit and condition."""
-    rows = []
-    for (arm, source, depth, size), trials in groups.items():
-        maps = [t["cka"] for t in trials if t["status"] == "ok" and t.get("cka")]
-        if not maps:
-            continue
-        layers = list(maps[0])
-        rows.append(
-            {
-                "label": _label(arm, source, depth, num_sources),
-                "arm": arm, "source": source, "freeze_depth": depth, "train_size": size,
-                "layers": layers,
-                "cka": {
-                    layer: stats.summarize([m[layer] for m in maps])
-                    if all(m.get(layer) is not None for m in maps) else None
-                    for layer in layers
-                },
             }
         )
     return rows

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import keras
 import pytest
@@ -96,16 +97,20 @@ def expected_tables(data):
     conditions = summary["conditions"]
     tables = {}
 
-    gains = summary["gains"]
-    wilcoxon = any(g.get("wilcoxon_p_value") is not None for g in gains)
-    tables["gains"] = (
-        ["condition", "train samples", "paired seeds", f"gain in test {metric} [95% CI]",
-         "effect size", "p", "p (Holm)"] + (["Wilcoxon p"] if wilcoxon else []) + ["verdict"],
-        [[g["label"], samples(g), str(g["n"]), interval(g, sign=True),
-          signed(g.get("effect_size")), p_text(g["p_value"]), p_text(g["p_value_adjusted"])]
-         + ([p_text(g.get("wilcoxon_p_value"))] if wilcoxon else []) + [g["verdict"]]
-         for g in gains],
-    )
+    for name, key in (("gains", "gains"), ("control", "gains_vs_control")):
+        gains = summary[key]
+        if not gains:
+            continue
+        wilcoxon = any(g.get("wilcoxon_p_value") is not None for g in gains)
+        tables[name] = (
+            ["condition", "train samples", "paired seeds", f"gain in test {metric} [95% CI]",
+             "effect size", "p", "p (Holm)"] + (["Wilcoxon p"] if wilcoxon else [])
+            + ["verdict"],
+            [[g["label"], samples(g), str(g["n"]), interval(g, sign=True),
+              signed(g.get("effect_size")), p_text(g["p_value"]), p_text(g["p_value_adjusted"])]
+             + ([p_text(g.get("wilcoxon_p_value"))] if wilcoxon else []) + [g["verdict"]]
+             for g in gains],
+        )
 
     test_metrics = [metric] + sorted(
         {m for c in conditions for m in c["test"]} - {metric},
@@ -302,7 +307,7 @@ def test_report_files_are_written_and_rebuilt_without_training(run):
     assert not leftovers
 
 
-@pytest.mark.parametrize("name", ["gains", "conditions", "best_freeze_depth",
+@pytest.mark.parametrize("name", ["gains", "control", "conditions", "best_freeze_depth",
                                   "data_efficiency", "retention", "scores", "rank_agreement",
                                   "stream", "cka"])
 def test_every_markdown_and_html_table_equals_results_json(run, name):
@@ -485,9 +490,20 @@ def test_each_arm_keeps_one_style_distinct_in_grayscale():
     styles = [arm_style(arm) for arm in arms]
     assert len({s["marker"] for s in styles}) == len(arms)
     assert len({str(s["linestyle"]) for s in styles[1:]}) == len(arms) - 1
-    assert arm_style("fine_tune") == arm_style("fine_tune")
-    assert arm_style("fine_tune", 1)["color"] == arm_style("fine_tune")["color"]
-    assert arm_style("my_arm") == arm_style("my_arm")
+    variant = arm_style("fine_tune", 1)
+    assert variant["color"] == arm_style("fine_tune")["color"]
+    assert variant["linestyle"] != arm_style("fine_tune")["linestyle"]
+
+
+def test_an_unknown_arm_gets_the_same_style_in_every_process():
+    code = ("from keras_tl.report.plots import arm_style; "
+            "print(sorted(arm_style('my_arm').items()))")
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in (1, 2)
+    }
+    assert len(outputs) == 1 and "marker" in outputs.pop()
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None,
