@@ -50,6 +50,13 @@ class TrialSpec:
         if config.get("freeze") and ARMS[self.arm].sweeps_depth:
             # Only when set, so the keys of depth-swept experiments stay as they were.
             payload["freeze"] = config["freeze"]
+        transfer = config.get("transfer")
+        if transfer and transfer["mode"] != "exact" and self.source is not None:
+            # Only when not an exact copy (a source's own `transfer` is in its
+            # config above), so other keys stay as they were; scratch shares its.
+            payload["transfer"] = transfer
+        if config.get("precision"):  # Likewise: absent for float32.
+            payload["precision"] = config["precision"]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 

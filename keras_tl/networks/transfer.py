@@ -1,14 +1,18 @@
 """Copy weights from a source model to a target model, and freeze layers.
 
 Copies are per layer and shape-checked: a layer is copied only when every one of
-its weights has the same shape in both models; anything that cannot be copied is
-listed in the `TransferReport` with the reason, never skipped silently.
+its weights has the same shape in both models (mode `exact`); modes `net2wider`
+and `slice` copy into a wider target (`keras_tl.networks.widen`). Anything that
+cannot be copied is listed in the `TransferReport` with the reason, never
+skipped silently.
 """
 
 import dataclasses
 
+from keras_tl.config.schema import TRANSFER_MODES as MODES
 from keras_tl.errors import TransferError
 from keras_tl.networks.units import transfer_units, trunk_layers
+from keras_tl.networks.widen import widen_weights
 
 MATCHES = ("name", "order")
 
@@ -21,23 +25,35 @@ class TransferReport:
         copied: list of str. Target layer names whose weights were copied, in
             model order.
         skipped: list of (str, str). Layer name and why it was not copied.
+        mode: str or None. The transfer mode when not `exact` (`net2wider`,
+            `slice`); None for an exact copy.
+        noise: float or None. net2wider's noise (a fraction of each kernel's std).
+        details: dict or None. Per copied layer: its source and target kernel
+            shapes and how many units were added.
     """
 
     copied: list
     skipped: list
+    mode: str = None
+    noise: float = None
+    details: dict = None
 
     def to_dict(self):
-        return {
+        result = {
             "copied": list(self.copied),
             "skipped": [{"layer": name, "reason": reason} for name, reason in self.skipped],
         }
+        if self.mode not in (None, "exact"):  # Exact records keep their old form.
+            result.update(mode=self.mode, noise=self.noise, layers=dict(self.details or {}))
+        return result
 
 
 def _shape(weight):
     return tuple(int(dim) for dim in weight.shape)
 
 
-def transfer_weights(source, target, layers=None, match="name"):
+def transfer_weights(source, target, layers=None, match="name", mode="exact",
+                     noise=0.0, seed=0):
     """Copies layer weights from `source` into `target`, checking shapes.
 
     Args:
@@ -47,6 +63,13 @@ def transfer_weights(source, target, layers=None, match="name"):
             layer with weights except the head.
         match: str. `"name"` pairs layers with the same name; `"order"` pairs the
             i-th trunk layer of each model.
+        mode: str. `"exact"` copies layers whose weights have the same shapes;
+            `"net2wider"` widens each layer by Net2WiderNet (the target computes the
+            source's function before training); `"slice"` copies the overlapping
+            block of each weight. The last two pair layers by name and need a
+            chain network; a target deeper than the source is a `TransferError`.
+        noise: float. net2wider only: noise on the copied units (default 0).
+        seed: int. net2wider: seeds which units are copied, and the noise.
 
     Returns:
         A `TransferReport`.
@@ -61,6 +84,15 @@ def transfer_weights(source, target, layers=None, match="name"):
         raise TransferError(
             f"Unknown match {match!r}. Expected one of {', '.join(MATCHES)}."
         )
+    if mode not in MODES:
+        raise TransferError(f"Unknown transfer mode {mode!r}. Expected one of {', '.join(MODES)}.")
+    if mode != "exact":
+        if match != "name":
+            raise TransferError(f"Transfer mode {mode!r} pairs layers by name: use match='name'.")
+        copied, skipped, details = widen_weights(
+            source, target, mode=mode, layers=layers, noise=noise, seed=seed
+        )
+        return TransferReport(copied, skipped, mode=mode, noise=float(noise), details=details)
     source_names = [layer.name for layer in source.layers]
     target_names = [layer.name for layer in target.layers]
     if match == "name":
