@@ -6,6 +6,7 @@ actors each build one in `start_worker`, after setting `KERAS_BACKEND` and their
 thread limits and before anything imports keras.
 """
 
+import contextlib
 import importlib
 import os
 import socket
@@ -15,11 +16,17 @@ import traceback
 from keras_tl.errors import ConfigError, DataError
 
 
+@contextlib.contextmanager
 def distributed(plan):
-    """The context every trial and source training of `plan` runs in."""
+    """The context every trial and source training of `plan` runs in: its
+    `keras.distribution` and its dtype policy (`precision`, restored on exit)."""
     from keras_tl.training.distribution import scope
+    from keras_tl.training.precision import DEFAULT_PRECISION, precision_scope
 
-    return scope(plan.experiment.config["distribution"])
+    config = plan.experiment.config
+    precision = config.get("precision", DEFAULT_PRECISION)
+    with scope(config["distribution"]), precision_scope(precision):
+        yield
 
 
 def execute_trial(run_one, plan, spec, sources, pool, feature_cache=None):
