@@ -7,7 +7,7 @@ import keras
 
 from keras_tl.config.arms import ARMS
 from keras_tl.data.registry import load_task
-from keras_tl.errors import ConfigError
+from keras_tl.errors import ConfigError, TransferError
 from keras_tl.experiment.spec import TrialSpec
 from keras_tl.measure.scoring import default_scores
 from keras_tl.networks.network import Network, load_model_file
@@ -18,26 +18,47 @@ from keras_tl.training import distribution
 from keras_tl.training.fit import (
     FitSettings,
 )
+from keras_tl.training.recipes import every_unit, frozen_by_recipe
 
 
 def frozen_layers(config, arm, depth, transferred):
     """The transferred layers a trial freezes during target training.
 
-    Arms that use no source (`scratch`, `fused`) freeze nothing; `linear_probe`
-    freezes every transferred unit; the depth-swept arms freeze the first `depth`
-    units, or with `freeze: {layers: REGEX}` the transferred layers whose names
-    match it in full.
+    Arms that use no source (`scratch`, `fused`) freeze nothing. Otherwise the
+    arm asks for the first `depth` units (every unit for an arm that freezes all),
+    or with `freeze: {layers: REGEX}` for a depth-swept arm, the transferred
+    layers whose names match it in full; what its recipe then freezes of that
+    is `keras_tl.training.recipes.frozen_by_recipe` (`linear_probe`: every unit).
     """
     rules = ARMS[arm]
     if not rules.uses_source:
         return []
-    units = transfer_units(transferred)
     if rules.sweeps_depth and config.get("freeze"):
         pattern = re.compile(config["freeze"]["layers"])
-        return [name for name in transferred if pattern.fullmatch(name)]
-    if rules.freezes_all:
-        depth = len(units)
-    return [name for _, layers in units[:depth] for name in layers]
+        request = {"layers": [name for name in transferred if pattern.fullmatch(name)]}
+    elif rules.freezes_all:
+        request = every_unit(transferred)
+    else:
+        request = {"depth": depth}
+    return frozen_by_recipe(rules.recipe, transferred, request)
+
+
+EXACT_TRANSFER = {"mode": "exact", "noise": 0.0}
+
+
+def transfer_options(config, source_config):
+    """How a source's layers transfer: its own `transfer`, else the experiment's,
+    else an exact copy (`{"mode": ..., "noise": ...}`)."""
+    return source_config.get("transfer") or config.get("transfer") or EXACT_TRANSFER
+
+
+def transfer_arguments(config, source_config, seed):
+    """The keyword arguments of `transfer_weights` for a source's transfer mode
+    (none for an exact copy; net2wider draws the units it copies with `seed`)."""
+    options = transfer_options(config, source_config)
+    if options["mode"] == "exact":
+        return {}
+    return {"mode": options["mode"], "noise": options["noise"], "seed": seed}
 
 
 def _frozen_prefix_depth(transferred, frozen):
@@ -102,7 +123,7 @@ def _plan_source(config, index, network, target_model, target_task, transfer_arm
     path = "source" if len(config["sources"]) == 1 else f"sources[{index}]"
     task = load_task(source_config["task"]) if source_config["task"] else None
     source_network = (
-        Network.from_config(source_config["model"], network.unsafe_load)
+        Network.from_config(source_config["model"], network.unsafe_load, f"{path}.model")
         if source_config["model"] else network
     )
     source = Source(source_config["name"], source_config, task, source_network, [])
@@ -118,13 +139,24 @@ def _plan_source(config, index, network, target_model, target_task, transfer_arm
             )
     else:
         source_model = source_network.build(task.input_shape, task.num_outputs, seed=0)
-    report = transfer_weights(source_model, target_model)
+    mode = transfer_options(config, source_config)["mode"]
+    try:
+        report = transfer_weights(
+            source_model, target_model, **transfer_arguments(config, source_config, 0)
+        )
+    except TransferError as error:
+        where = f"{path}.transfer" if "transfer" in source_config else "transfer"
+        raise ConfigError(f"{where}.mode: {mode}: {error}") from None
     if transfer_arms and not report.copied:
         reasons = "; ".join(reason for _, reason in report.skipped) or "no layers"
+        hint = (
+            " (or, for a wider target, transfer: {mode: net2wider} or {mode: slice})"
+            if mode == "exact" else ""
+        )
         raise ConfigError(
             f"arms: {transfer_arms} need transferred layers, but no layer of the "
-            f"{path} network can be copied into the target ({reasons}). Use the same "
-            f"layer names and shapes, or arms: [scratch]."
+            f"{path} network can be copied into the target by transfer mode {mode} "
+            f"({reasons}). Use the same layer names and shapes{hint}, or arms: [scratch]."
         )
     source.transferable = report.copied
     return source

@@ -9,6 +9,7 @@ from keras_tl.experiment.plan import (
     _frozen_prefix_depth,
     fit_settings,
     frozen_layers,
+    transfer_arguments,
 )
 from keras_tl.measure.features import feature_layer, takes_inputs_of
 from keras_tl.measure.retention import retention
@@ -23,6 +24,7 @@ from keras_tl.training.fit import (
 )
 from keras_tl.training.fit import evaluate as evaluate_split
 from keras_tl.training.fusion import build_fused, evaluate_fused, fit_fused
+from keras_tl.training.precision import current_precision, float32_layer
 from keras_tl.training.recipes import train_target
 
 
@@ -67,6 +69,8 @@ def _run_fused_trial(plan, spec, sources, target_task):
     ]
     started = time.perf_counter()
     model, heads, _ = build_fused(plan.network, tasks, spec.seed)
+    for name in heads.values():  # Logits in float32 under mixed precision.
+        float32_layer(model.get_layer(name))
     random_init = evaluate_fused(model, tasks, heads, "test")
     settings = fit_settings(
         plan, config["target"], (config["early_stopping"] or {}).get("patience")
@@ -99,6 +103,7 @@ def _run_fused_trial(plan, spec, sources, target_task):
         "fused": {"test": test, "val": validation, "random_init": random_init,
                   "source_baselines": baselines},
         "fit_time": time.perf_counter() - started,
+        "precision": current_precision(),
     }
 
 
@@ -143,7 +148,9 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
             measure_stream = stream is None and source.task is not None
             if measure_stream:
                 random_target = evaluate_split(model, target_task, "test")
-            report = transfer_weights(source_model, model)
+            report = transfer_weights(
+                source_model, model, **transfer_arguments(config, source.config, spec.seed)
+            )
             transferred = report.copied
             if measure_stream:
                 stream = {"before_target_training": evaluate_split(model, target_task, "test"),
@@ -201,6 +208,7 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         "stream": None,
         "cka": None,
         "fused": None,
+        "precision": current_precision(),
     }
     if source is not None and source.task is not None and not arm.is_control:
         _, before = sources.trained(spec.seed, source.name)

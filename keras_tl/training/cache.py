@@ -32,7 +32,8 @@ class ModelPool:
         config["class"] = f"{type(model).__module__}.{type(model).__qualname__}"
         structure = json.dumps(config, sort_keys=True, default=str)
         frozen = tuple(layer.name for layer in model.layers if not layer.trainable)
-        return structure, frozen, kind, optimizer
+        # A model built under another dtype policy (`precision`) computes differently.
+        return structure, frozen, kind, optimizer, keras.config.dtype_policy().name
 
     def compiled(self, fresh, kind, optimizer, learning_rate):
         """Returns a compiled model in the state of `fresh` (built, not compiled)."""
@@ -50,6 +51,11 @@ class ModelPool:
             variable.assign(value.value)
         for variable in model.optimizer.variables:
             variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
+        if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) and (
+            model.optimizer.built
+        ):
+            # mixed_float16: the loss scale starts again where a fresh one does.
+            model.optimizer.dynamic_scale.assign(model.optimizer.initial_scale)
         model.optimizer.learning_rate = learning_rate
         return model
 

@@ -93,10 +93,19 @@ def predict(model, x, batch_size=None):
         ]
     if isinstance(batches[0], (list, tuple)):
         return [
-            np.concatenate([keras.ops.convert_to_numpy(batch[i]) for batch in batches])
+            np.concatenate([_numpy(batch[i]) for batch in batches])
             for i in range(len(batches[0]))
         ]
-    return np.concatenate([keras.ops.convert_to_numpy(batch) for batch in batches])
+    return np.concatenate([_numpy(batch) for batch in batches])
+
+
+def _numpy(tensor):
+    """A tensor as a NumPy array; half-precision values (the hidden layers of a
+    mixed-precision model) as float32, so features and metrics stay float32."""
+    array = keras.ops.convert_to_numpy(tensor)
+    if str(array.dtype) in ("float16", "bfloat16"):
+        return array.astype("float32")
+    return array
 
 
 def evaluate(model, task, split):

@@ -1,4 +1,9 @@
-"""Target training recipes: scratch, fine_tune, linear_probe, lp_ft and l2sp."""
+"""Target training recipes: scratch, fine_tune, linear_probe, lp_ft and l2sp.
+
+`freeze_pattern` is the one rule of what each recipe freezes of the transferred
+layers; `frozen_by_recipe` names those layers without a model (the trial records
+them as frozen).
+"""
 
 import dataclasses
 import os
@@ -100,6 +105,63 @@ def _fit_on_prefix_features(model, cut, task, settings, seed, pool, feature_cach
     return epochs
 
 
+# What a recipe freezes. `pattern` is what the trial asked for: `{"depth": k}` (the
+# first k transfer units) or `{"layers": [names]}` (exactly those layers).
+
+
+def every_unit(transferred):
+    """The freeze pattern of every transferred unit (what a linear probe freezes)."""
+    return {"depth": len(transfer_units(transferred))}
+
+
+def freeze_pattern(recipe, transferred, pattern):
+    """What `recipe` freezes of the transferred layers, as a freeze pattern.
+
+    The one rule of which layers a recipe keeps frozen: `scratch` freezes nothing,
+    `linear_probe` every transferred unit, and every other recipe (`fine_tune`,
+    `l2sp`, `lp_ft` after its probe stage, registered recipes) the requested
+    `pattern`. The recipes freeze by it, and
+    `keras_tl.experiment.plan.frozen_layers` (what a trial records as frozen)
+    reads it through `frozen_by_recipe`.
+
+    Args:
+        recipe: str. A recipe name.
+        transferred: list of str. Layers copied from the source, in order.
+        pattern: dict. `{"depth": k}` or `{"layers": [names]}`.
+
+    Returns:
+        A freeze pattern for `keras_tl.networks.transfer.freeze`.
+    """
+    if recipe == "scratch":
+        return {"depth": 0}
+    if recipe == "linear_probe":
+        return every_unit(transferred)
+    return pattern
+
+
+def frozen_by_recipe(recipe, transferred, pattern):
+    """The names of the transferred layers `recipe` freezes, in order.
+
+    The layers `keras_tl.networks.transfer.freeze` freezes for
+    `freeze_pattern(recipe, transferred, pattern)`: the layers of the first `k`
+    transfer units for `{"depth": k}` (all of them for `k=None`), or the layers
+    named.
+
+    Args:
+        recipe: str. A recipe name.
+        transferred: list of str. Layers copied from the source, in order.
+        pattern: dict. `{"depth": k}` or `{"layers": [names]}`.
+
+    Returns:
+        list of str.
+    """
+    pattern = freeze_pattern(recipe, transferred, pattern)
+    if "layers" in pattern:
+        return list(pattern["layers"])
+    units = transfer_units(transferred)
+    return [name for _, layers in units[:pattern["depth"]] for name in layers]
+
+
 def train_single_stage(model, task, transferred, pattern, settings, seed, pool=None,
                        feature_cache=None, cache_features=True):
     """Freezes `pattern` of the transferred layers and trains once: the body of
@@ -135,20 +197,22 @@ def train_single_stage(model, task, transferred, pattern, settings, seed, pool=N
 
 
 def _scratch(model, task, transferred, pattern, settings, seed, options, pool, feature_cache):
-    return train_single_stage(model, task, [], {"depth": 0}, settings, seed, pool,
+    nothing = freeze_pattern("scratch", transferred, pattern)
+    return train_single_stage(model, task, [], nothing, settings, seed, pool,
                               feature_cache, options["cache_features"])
 
 
 def _fine_tune(model, task, transferred, pattern, settings, seed, options, pool,
                feature_cache):
+    pattern = freeze_pattern("fine_tune", transferred, pattern)
     return train_single_stage(model, task, transferred, pattern, settings, seed, pool,
                               feature_cache, options["cache_features"])
 
 
 def _linear_probe(model, task, transferred, pattern, settings, seed, options, pool,
                   feature_cache):
-    every_unit = {"depth": len(transfer_units(transferred))}
-    return train_single_stage(model, task, transferred, every_unit, settings, seed, pool,
+    pattern = freeze_pattern("linear_probe", transferred, pattern)
+    return train_single_stage(model, task, transferred, pattern, settings, seed, pool,
                               feature_cache, options["cache_features"])
 
 
@@ -157,11 +221,11 @@ def _lp_ft(model, task, transferred, pattern, settings, seed, options, pool, fea
     learning rate times `learning_rate_scale` (Kumar et al., ICLR 2022). It changes
     its freeze pattern mid-way, so it compiles its own model (no pool)."""
     probe_epochs = max(1, int(round(settings.epochs * options["probe_fraction"])))
-    freeze(model, depth=len(transfer_units(transferred)), transferred=transferred)
+    freeze(model, transferred=transferred, **every_unit(transferred))
     compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
     probe = dataclasses.replace(settings, epochs=probe_epochs)
     epochs_run = fit(model, task, probe, seed)
-    freeze(model, transferred=transferred, **pattern)
+    freeze(model, transferred=transferred, **freeze_pattern("lp_ft", transferred, pattern))
     scale = options["learning_rate_scale"]
     compile_model(model, task.kind, settings.optimizer, settings.learning_rate * scale)
     rest = dataclasses.replace(settings, epochs=max(1, settings.epochs - probe_epochs))
@@ -171,7 +235,7 @@ def _lp_ft(model, task, transferred, pattern, settings, seed, options, pool, fea
 def _l2sp(model, task, transferred, pattern, settings, seed, options, pool, feature_cache):
     """Fine-tunes with the L2-SP penalty. The reference weights are baked into the
     compiled loss, so it compiles its own model and trains on the whole network."""
-    freeze(model, transferred=transferred, **pattern)
+    freeze(model, transferred=transferred, **freeze_pattern("l2sp", transferred, pattern))
     _attach_l2sp(model, transferred, options["alpha"], options["beta"])
     compile_model(model, task.kind, settings.optimizer, settings.learning_rate)
     return model, fit(model, task, settings, seed)
