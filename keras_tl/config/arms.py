@@ -72,6 +72,26 @@ L2SP_DEFAULTS = {"alpha": 0.01, "beta": 0.01}
 CACHE_FEATURES_DEFAULT = True
 FEATURE_CACHE_MB_DEFAULT = 512
 
+# `augment:` of a training stage: name -> every option at its default (the options
+# of the Keras preprocessing layer of that name, `keras_tl.training.augment`).
+# A name alone takes these defaults; the resolved config holds every option.
+_FILL = {"fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}
+AUGMENTATIONS = {
+    "random_flip": {"mode": "horizontal_and_vertical"},
+    "random_translation": {"height_factor": 0.1, "width_factor": 0.1, **_FILL},
+    "random_zoom": {"height_factor": 0.1, "width_factor": None, **_FILL},
+    "random_rotation": {"factor": 0.1, **_FILL},
+    "random_contrast": {"factor": 0.1, "value_range": [0, 255]},
+    "gaussian_noise": {"stddev": 0.1},
+}
+# The augmentations that need image inputs (height, width, channels).
+IMAGE_AUGMENTATIONS = (
+    "random_flip", "random_translation", "random_zoom", "random_rotation", "random_contrast",
+)
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+INTERPOLATIONS = ("nearest", "bilinear")
+
 
 def get_arm(name):
     """The registered `Arm` called `name`; `ConfigError` for an unknown one."""

@@ -13,10 +13,11 @@ import json
 import os
 import re
 
-from keras_tl.config.arms import (ARMS, BASELINE, CACHE_FEATURES_DEFAULT,
-                                  DISTRIBUTIONS, FEATURE_CACHE_MB_DEFAULT,
-                                  L2SP_DEFAULTS, LP_FT_DEFAULTS, METRICS,
-                                  OPTIMIZERS, SCORE_NAMES, STAGE_DEFAULTS)
+from keras_tl.config.arms import (ARMS, AUGMENTATIONS, BASELINE,
+                                  CACHE_FEATURES_DEFAULT, DISTRIBUTIONS,
+                                  FEATURE_CACHE_MB_DEFAULT, FILL_MODES, FLIP_MODES,
+                                  INTERPOLATIONS, L2SP_DEFAULTS, LP_FT_DEFAULTS,
+                                  METRICS, OPTIMIZERS, SCORE_NAMES, STAGE_DEFAULTS)
 from keras_tl.config.checks import (
     check_keys,
     check_plain,
@@ -188,7 +189,106 @@ def _stage(value, path, keys, defaults, needs_task=True):
     stage["learning_rate"] = positive_float(
         stage["learning_rate"], f"{path}.learning_rate"
     )
+    if "augment" in stage:
+        # Only when given, so the resolved config (its fingerprint and trial keys)
+        # of a stage without augmentation stays as it was.
+        stage["augment"] = _augment(stage["augment"], f"{path}.augment")
     return stage
+
+
+def _factor(value, path, lowest):
+    """A factor of a random augmentation: a number f in [0, 1] (the range [-f, f],
+    or [0, f] for random_contrast) or a list [low, high] with `lowest` <= low <=
+    high <= 1."""
+    expected = (
+        f"a number in [0, 1] or a list [low, high] with {lowest} <= low <= high <= 1"
+    )
+    if isinstance(value, list):
+        if len(value) != 2:
+            fail(path, expected, value)
+        low, high = (finite(item, path, expected) for item in value)
+        if not lowest <= low <= high <= 1:
+            fail(path, expected, value)
+        return [low, high]
+    number = finite(value, path, expected)
+    if not 0 <= number <= 1:
+        fail(path, expected, value)
+    return number
+
+
+def _search(value, path):
+    """`search: {learning_rate: [...], batch_size: [...]}`: the grid of target
+    settings every trial trains; a missing list (null) keeps the target stage's."""
+    if not isinstance(value, dict):
+        fail(path, "a mapping like {learning_rate: [0.01, 0.001], batch_size: [16, 32]}",
+             value)
+    check_keys(value, ("learning_rate", "batch_size"), path)
+    if all(value.get(key) is None for key in ("learning_rate", "batch_size")):
+        fail(path, "a list for learning_rate, batch_size or both", value)
+    search = {}
+    for key, check in (("learning_rate", positive_float), ("batch_size", positive_int)):
+        values = value.get(key)
+        if values is not None:
+            non_empty_list(values, f"{path}.{key}")
+            values = [check(item, f"{path}.{key}[{index}]") for index, item in enumerate(values)]
+            if len(set(values)) != len(values):
+                fail(f"{path}.{key}", f"each {key.replace('_', ' ')} once", value[key])
+        search[key] = values
+    return search
+
+
+def _augmentation_option(name, key, value, path):
+    if key == "mode":
+        return one_of(value, FLIP_MODES, path)
+    if key == "fill_mode":
+        return one_of(value, FILL_MODES, path)
+    if key == "interpolation":
+        return one_of(value, INTERPOLATIONS, path)
+    if key == "fill_value":
+        return finite(value, path, "a number")
+    if key == "stddev":
+        return positive_float(value, path)
+    if key == "value_range":
+        expected = "a list [low, high] of numbers with low < high"
+        if not isinstance(value, list) or len(value) != 2:
+            fail(path, expected, value)
+        low, high = (finite(item, path, expected) for item in value)
+        if low >= high:
+            fail(path, expected, value)
+        return [low, high]
+    if key == "width_factor" and name == "random_zoom" and value is None:
+        return None  # The height factor's range.
+    return _factor(value, path, 0 if name == "random_contrast" else -1)
+
+
+def _augment(value, path):
+    """`augment: [random_flip, {random_translation: {height_factor: 0.1}}, ...]`:
+    each entry a name (its options at their defaults) or a one-key mapping of a
+    name to its options. Resolved as a list of `{name: {every option}}`."""
+    names = ", ".join(AUGMENTATIONS)
+    if not isinstance(value, list):
+        fail(path, f"a list of augmentations ({names}; [] for none)", value)
+    resolved = []
+    for index, entry in enumerate(value):
+        where = f"{path}[{index}]"
+        if isinstance(entry, str):
+            name, options = entry, {}
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, options = next(iter(entry.items()))
+            options = optional_mapping(options, f"{where}.{name}")
+        else:
+            fail(where, f"an augmentation name ({names}) or a mapping of one name to "
+                        f"its options, like {{random_translation: {{height_factor: 0.1, "
+                        f"width_factor: 0.1}}}}", entry)
+        one_of(name, tuple(AUGMENTATIONS), where)
+        check_keys(options, tuple(AUGMENTATIONS[name]), f"{where}.{name}")
+        resolved.append({name: {
+            key: _augmentation_option(
+                name, key, options.get(key, default), f"{where}.{name}.{key}"
+            )
+            for key, default in AUGMENTATIONS[name].items()
+        }})
+    return resolved
 
 
 # The model kinds whose weights come from outside keras-tl (pretrained: true).
@@ -223,7 +323,7 @@ def _source(value, path):
     source-side metrics (retention, forgetting, FWT/BWT) are not applicable.
     """
     keys = ("name", "task", "model", "untrained", "pretrained", "epochs", "batch_size",
-            "optimizer", "learning_rate", "transfer")
+            "optimizer", "learning_rate", "transfer", "augment")
     if not isinstance(value, dict):
         fail(path, "a mapping", value)
     pretrained = value.get("pretrained", False)
@@ -240,6 +340,12 @@ def _source(value, path):
     source["pretrained"] = pretrained
     if source["untrained"] and pretrained:
         fail(path, "at most one of untrained: true and pretrained: true", value)
+    if source.get("augment") and (pretrained or source["untrained"]):
+        raise ConfigError(
+            f"{path}.augment: augmentation applies while keras-tl trains a source, but "
+            f"an {'untrained' if source['untrained'] else 'pretrained'} source is not "
+            f"trained here. Remove {path}.augment."
+        )
     kind = next((k for k in PRETRAINED_MODELS if k in (source["model"] or {})), None)
     if pretrained and kind is None:
         raise ConfigError(
@@ -333,7 +439,7 @@ def resolve(raw):
         "name", "model", "source", "sources", "target", "arms", "freeze_depths",
         "freeze", "seeds", "learning_rates", "early_stopping", "metrics", "scores", "lp_ft",
         "l2sp", "fused", "cache_features", "feature_cache_mb", "distribution", "transfer",
-        "precision",
+        "precision", "search",
     )
     check_keys(raw, allowed, "")
     if "source" in raw and "sources" in raw:
@@ -353,7 +459,8 @@ def resolve(raw):
     names = [source["name"] for source in config["sources"]]
     if len(set(names)) != len(names):
         fail("sources", "distinct source names (set 'name' to tell them apart)", names)
-    target_keys = ("task", "train_sizes", "epochs", "batch_size", "optimizer", "learning_rate")
+    target_keys = ("task", "train_sizes", "epochs", "batch_size", "optimizer", "learning_rate",
+                   "augment")
     target = _stage(
         raw.get("target", DEFAULT_EXPERIMENT["target"]), "target", target_keys,
         {**STAGE_DEFAULTS, "train_sizes": [1.0]},
@@ -422,6 +529,16 @@ def resolve(raw):
         if len(set(rates)) != len(rates):
             fail("learning_rates", "each learning rate once", raw["learning_rates"])
     config["learning_rates"] = rates
+    if "search" in raw:
+        # Only when given, so the resolved config (its fingerprint and trial keys)
+        # of an experiment without it stays as it was.
+        if rates is not None:
+            raise ConfigError(
+                "search: give either 'learning_rates' (a learning-rate grid, the same as "
+                "search.learning_rate) or 'search: {learning_rate: [...], batch_size: "
+                "[...]}', not both."
+            )
+        config["search"] = _search(raw["search"], "search")
 
     stopping = raw.get("early_stopping")
     if stopping is not None:
@@ -476,6 +593,12 @@ def resolve(raw):
         # Only when set, so the fingerprints of float32 experiments stay as they were.
         config["precision"] = precision
 
+    if "fused" in config["arms"] and config["target"].get("augment"):
+        raise ConfigError(
+            "target.augment: the fused arm trains on joint batches of several tasks, "
+            "which keras-tl does not augment, so it would not be compared like for "
+            "like. Remove 'fused' from arms, or remove target.augment."
+        )
     fused = optional_mapping(raw.get("fused"), "fused")
     check_keys(fused, ("tasks", "loss_weights"), "fused")
     source_tasks = [source["task"] for source in config["sources"] if source["task"]]

@@ -15,6 +15,7 @@ from keras_tl.networks.transfer import transfer_weights
 from keras_tl.networks.units import is_graph_model, transfer_units
 from keras_tl.scores import task_metrics
 from keras_tl.training import distribution
+from keras_tl.training.augment import needs_images
 from keras_tl.training.fit import (
     FitSettings,
 )
@@ -118,10 +119,45 @@ def pretrained_model(source_config, network, input_shape, num_outputs, seed=0):
     return network.build(input_shape, num_outputs, seed=seed)
 
 
+def _check_augment(stage, path, task):
+    """Image augmentations need image inputs (height, width, channels)."""
+    for index, entry in enumerate(stage.get("augment") or []):
+        for name in needs_images([entry]):
+            if len(task.input_shape) != 3:
+                raise ConfigError(
+                    f"{path}.augment[{index}]: {name} needs image inputs (height, width, "
+                    f"channels), but the task {task.name!r} has inputs of shape "
+                    f"{tuple(task.input_shape)}. Remove it (gaussian_noise works on any "
+                    f"inputs)."
+                )
+
+
+def _augment_note(config):
+    """The plan note of an experiment with augmentation; None without."""
+    stages = [("target", config["target"])] + [
+        ("source" if len(config["sources"]) == 1 else f"sources[{index}]", source)
+        for index, source in enumerate(config["sources"])
+    ]
+    augmented = [path for path, stage in stages if stage.get("augment")]
+    if not augmented:
+        return None
+    return (
+        f"Augmentation ({', '.join(f'{path}.augment' for path in augmented)}) is applied "
+        f"to each training batch, seeded by the trial seed (paired arms see the same "
+        f"augmented batches); evaluation, early stopping, scores and CKA read the inputs "
+        f"as they are, and saved or transferred weights hold no augmentation layers."
+        + (" The frozen-prefix feature cache is off for the target trials: a frozen "
+           "prefix sees new inputs every batch, so every epoch runs the whole network."
+           if config["target"].get("augment") and config["cache_features"] else "")
+    )
+
+
 def _plan_source(config, index, network, target_model, target_task, transfer_arms):
     source_config = config["sources"][index]
     path = "source" if len(config["sources"]) == 1 else f"sources[{index}]"
     task = load_task(source_config["task"]) if source_config["task"] else None
+    if task is not None:
+        _check_augment(source_config, path, task)
     source_network = (
         Network.from_config(source_config["model"], network.unsafe_load, f"{path}.model")
         if source_config["model"] else network
@@ -204,9 +240,10 @@ def plan(experiment, unsafe_load=False):
                 f"{target_task.name!r}), received {size}"
             )
 
+    _check_augment(config["target"], "target", target_task)
     transfer_arms = [arm for arm in config["arms"] if not ARMS[arm].is_baseline]
     target_model = network.build(target_task.input_shape, target_task.num_outputs, seed=0)
-    notes = []
+    notes = [note for note in [_augment_note(config)] if note]
     if not is_graph_model(target_model) and config["cache_features"]:
         notes.append(
             f"The target network {target_model.name!r} is a subclassed keras.Model (no "
@@ -331,4 +368,5 @@ def fit_settings(plan, stage, patience=None, learning_rate=None):
         patience=patience,
         verbose=plan.verbose,
         callbacks=plan.callbacks,
+        augment=tuple(stage.get("augment") or ()),
     )

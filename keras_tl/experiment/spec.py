@@ -55,6 +55,8 @@ class TrialSpec:
             # Only when not an exact copy (a source's own `transfer` is in its
             # config above), so other keys stay as they were; scratch shares its.
             payload["transfer"] = transfer
+        if config.get("search"):  # Likewise: absent without a search grid.
+            payload["search"] = config["search"]
         if config.get("precision"):  # Likewise: absent for float32.
             payload["precision"] = config["precision"]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -104,6 +104,9 @@ def _run_fused_trial(plan, spec, sources, target_task):
                   "source_baselines": baselines},
         "fit_time": time.perf_counter() - started,
         "precision": current_precision(),
+        # The fused arm trains at the target stage's settings; it searches nothing.
+        **({"batch_size": config["target"]["batch_size"], "validation_by_setting": None}
+           if config.get("search") else {}),
     }
 
 
@@ -113,6 +116,18 @@ def _check_finite(metrics_by_split):
         for name, value in metrics.items():
             if value is not None and not math.isfinite(value):
                 raise TrialFailure(f"non-finite {split} {name} after training")
+
+
+def search_grid(config):
+    """Every target setting `(learning_rate, batch_size)` a trial trains, in order:
+    `search` (a list it does not give keeps the target stage's value), else the
+    `learning_rates` grid at the target batch size, else the target stage's one."""
+    search = config.get("search") or {}
+    target = config["target"]
+    rates = (search.get("learning_rate") or config["learning_rates"]
+             or [target["learning_rate"]])
+    sizes = search.get("batch_size") or [target["batch_size"]]
+    return [(rate, size) for rate in rates for size in sizes]
 
 
 def run_trial(plan, spec, sources, pool=None, feature_cache=None):
@@ -126,7 +141,8 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
     primary = plan.primary_metric
     higher = task_metrics.higher_is_better(primary)
     patience = (config["early_stopping"] or {}).get("patience")
-    rates = config["learning_rates"] or [config["target"]["learning_rate"]]
+    search = config.get("search")
+    grid = search_grid(config)
     options = {**config["lp_ft"], **config["l2sp"], "cache_features": config["cache_features"]}
     source = plan.sources[spec.source] if spec.source else None
     started = time.perf_counter()
@@ -135,8 +151,9 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
     if arm.is_fused:
         return _run_fused_trial(plan, spec, sources, target_task)
     scores = score_layer = score_error = stream = None
-    validation_by_rate = {}
-    for rate in rates:
+    validation_by_rate, validation_by_setting = {}, []
+    for rate, batch_size in grid:
+        stage = {**config["target"], "batch_size": batch_size}
         model = plan.network.build(target_task.input_shape, target_task.num_outputs, spec.seed)
         transferred, report, source_model = [], None, None
         if source is not None:
@@ -170,31 +187,38 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         try:
             model, epochs = train_target(
                 model, target_task, spec.recipe, transferred, spec.freeze_depth,
-                fit_settings(plan, config["target"], patience, rate), spec.seed,
+                fit_settings(plan, stage, patience, rate), spec.seed,
                 options, pool, feature_cache, frozen=frozen if by_pattern else None,
             )
             validation = evaluate_split(model, target_task, "val")
             _check_finite({"val": validation})
-        except TrialFailure as failure:  # This rate diverged; the others may not.
+        except TrialFailure as failure:  # This setting diverged; the others may not.
             validation_by_rate[str(rate)] = None
+            validation_by_setting.append(
+                {"learning_rate": rate, "batch_size": batch_size, "val": None})
             last_failure = failure
             continue
         validation_by_rate[str(rate)] = validation[primary]
+        validation_by_setting.append(
+            {"learning_rate": rate, "batch_size": batch_size, "val": validation[primary]})
         score = validation[primary]
         if best is None or (score > best[0] if higher else score < best[0]):
-            best = (score, rate, model.get_weights(), epochs, report, transferred,
-                    source_model, validation, frozen)
+            best = (score, (rate, batch_size), model.get_weights(), epochs, report,
+                    transferred, source_model, validation, frozen)
     if best is None:
         raise last_failure
-    # Every rate trains the same network with the same freeze pattern, so the last
-    # model can hold the best rate's weights (a pooled model is shared across rates).
-    _, rate, weights, epochs, report, transferred, source_model, validation, frozen = best
+    # Every setting trains the same network with the same freeze pattern, so the last
+    # model can hold the best one's weights (a pooled model is shared across settings).
+    (_, (rate, batch_size), weights, epochs, report, transferred, source_model, validation,
+     frozen) = best
     model.set_weights(weights)
     test = evaluate_split(model, target_task, "test")
     _check_finite({"val": validation, "test": test})
     record = {
         "learning_rate": rate,
-        "validation_by_learning_rate": validation_by_rate if len(rates) > 1 else None,
+        "validation_by_learning_rate": (
+            validation_by_rate if len(grid) > 1 and search is None else None
+        ),
         "epochs": epochs,
         "train_size": len(target_task.y_train),
         "val": validation,
@@ -210,6 +234,9 @@ def run_trial(plan, spec, sources, pool=None, feature_cache=None):
         "fused": None,
         "precision": current_precision(),
     }
+    if search is not None:  # Only then, so records of other runs stay as they were.
+        record["batch_size"] = batch_size
+        record["validation_by_setting"] = validation_by_setting if len(grid) > 1 else None
     if source is not None and source.task is not None and not arm.is_control:
         _, before = sources.trained(spec.seed, source.name)
         record["source_metrics"] = {

@@ -23,6 +23,7 @@ _KNOWN_SUMMARY_KEYS = (
     "primary_metric", "higher_is_better", "conditions", "gains", "best",
     "best_freeze_depth", "curves", "data_efficiency", "retention", "rank_agreement",
     "fusion", "stream", "cka", "num_trials", "num_failed", "gains_vs_control", "seeds",
+    "search",
 )
 
 

@@ -44,6 +44,7 @@ from keras_tl.report.tables import (
     gains_section,
     retention_section,
     scores_section,
+    search_section,
     stream_section,
 )
 from keras_tl.report.verdict import verdict_lines
@@ -104,6 +105,7 @@ def report_sections(results, include_trials=False):
         fusion_section(summary),
         stream_section(summary),
         cka_section(summary, images),
+        search_section(summary),
         *extra_sections(summary),
         notes_section(context),
         failures_section(summary),

@@ -347,3 +347,26 @@ def cka_section(summary, images):
         blocks.append(("image", "cka", "Linear CKA per transferred layer and condition"))
     return Section("Representation change (CKA)", "cka", blocks)
 
+
+def search_section(summary):
+    """How sensitive each condition was to the target settings it searched."""
+    rows_in = summary.get("search") or []
+    if not rows_in:
+        return None
+    metric = summary.get("primary_metric", "metric")
+    header = ["condition", "train samples", "learning rate", "batch size",
+              f"mean val {metric}", "seeds", "chosen"]
+    rows = [
+        [row["label"], samples_text(row), f"{row['learning_rate']:g}",
+         format_number(row.get("batch_size")), format_number(row.get("mean")),
+         format_number(row.get("n")), format_number(row.get("chosen"))]
+        for row in rows_in
+    ]
+    return Section("Sensitivity to the target settings", "search", [
+        "Each trial trained every setting of the grid (`search:` or `learning_rates:`) "
+        f"and kept the one with the best val {metric}; the test metrics above are the "
+        "kept setting's. Per condition and setting: the mean val metric over the seeds "
+        "where it trained without diverging (`seeds`), and how many seeds kept it "
+        "(`chosen`). A flat column means the condition was insensitive to the setting.",
+        Table("search", header, rows),
+    ])

@@ -113,7 +113,8 @@ def _flatten_trial(trial):
         elif key == "scores":
             for name, number in (value or {}).items():
                 row[f"score_{name}"] = number
-        elif key in ("transfer", "validation_by_learning_rate", "stream", "cka", "fused"):
+        elif key in ("transfer", "validation_by_learning_rate", "validation_by_setting",
+                     "stream", "cka", "fused"):
             row[key] = json.dumps(value) if value else ""
         else:
             row[key] = value

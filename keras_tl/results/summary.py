@@ -98,6 +98,7 @@ def build_results(experiment, context, records, provenance_record):
         "fusion": fusion(groups, context, config.get("metrics")),
         "stream": stream(groups, context, num_sources),
         "cka": cka(groups, num_sources),
+        "search": _search(groups, config, num_sources),
         "num_trials": len(records),
         "num_failed": sum(1 for r in records if r["status"] != "ok"),
     }
@@ -111,6 +112,56 @@ def build_results(experiment, context, records, provenance_record):
         config=config, context=context, provenance=provenance_record,
         trials=records, summary=summary,
     )
+
+
+def _trial_settings(trial, config):
+    """`[(learning_rate, batch_size, val metric or None), ...]` a trial compared on
+    val: its `validation_by_setting` (`search:`), else its
+    `validation_by_learning_rate` (`learning_rates:`, at the target batch size);
+    empty when it trained one setting."""
+    if trial.get("validation_by_setting"):
+        return [(row["learning_rate"], row["batch_size"], row["val"])
+                for row in trial["validation_by_setting"]]
+    by_rate = trial.get("validation_by_learning_rate") or {}
+    batch_size = (config.get("target") or {}).get("batch_size")
+    return [(float(rate), batch_size, value) for rate, value in by_rate.items()]
+
+
+def _search(groups, config, num_sources):
+    """How sensitive each condition was to its target settings: per condition and
+    setting of the grid (`search:` or `learning_rates:`), the mean val metric over
+    the seeds where that setting trained, and how many seeds kept it."""
+    rows = []
+    for (arm, source, depth, size), trials in groups.items():
+        finished = [t for t in trials if t["status"] == "ok"]
+        by_setting = {}
+        for trial in finished:
+            settings = _trial_settings(trial, config)
+            if not settings:  # One setting trained: nothing to compare.
+                continue
+            chosen = (trial.get("learning_rate"),
+                      trial.get("batch_size", (config.get("target") or {}).get("batch_size")))
+            for rate, batch_size, value in settings:
+                entry = by_setting.setdefault((rate, batch_size), {"values": [], "chosen": 0})
+                if value is not None:
+                    entry["values"].append(value)
+                entry["chosen"] += (rate, batch_size) == chosen
+        for (rate, batch_size), entry in by_setting.items():
+            values = entry["values"]
+            rows.append({
+                "label": label(arm, source, depth, num_sources),
+                "arm": arm,
+                "source": source,
+                "freeze_depth": depth,
+                "train_size": size,
+                "num_samples": finished[0]["train_size"],
+                "learning_rate": rate,
+                "batch_size": batch_size,
+                "n": len(values),
+                "mean": sum(values) / len(values) if values else None,
+                "chosen": entry["chosen"],
+            })
+    return rows
 
 
 def _seed_range(config):

@@ -178,13 +178,17 @@ def train_single_stage(model, task, transferred, pattern, settings, seed, pool=N
         pool: ModelPool or None. Reuse a compiled model of the same structure.
         feature_cache: FeatureCache or None. Share frozen-prefix outputs.
         cache_features: bool. Train on the frozen prefix's outputs when it has
-            no train-time randomness (same numbers, less work).
+            no train-time randomness (same numbers, less work). Never with
+            `settings.augment`: the prefix then sees new inputs every batch.
 
     Returns:
         `(trained_model, epochs_run)`.
     """
     freeze(model, transferred=transferred, **pattern)
-    cut = frozen_prefix_cut(model) if cache_features else None
+    # Augmented inputs change every batch: a frozen prefix's outputs computed
+    # once (or cached) on the inputs as they are would be the wrong features.
+    use_cut = cache_features and not settings.augment
+    cut = frozen_prefix_cut(model) if use_cut else None
     if cut is not None:
         return model, _fit_on_prefix_features(
             model, cut, task, settings, seed, pool, feature_cache

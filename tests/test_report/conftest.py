@@ -10,7 +10,8 @@ from keras_tl.config.arms import STAGE_DEFAULTS
 def report_run_config(tiny_experiment):
     """The tiny experiment of tests/conftest.py as the report tests need it: a small
     CNN from digits 0-4 to 5-9, train sizes 10 and 20, freeze depths 0 and 1, a
-    random_transfer control, one epoch per stage and the default batch size."""
+    random_transfer control, one epoch per stage, and the default batch size and
+    5 searched at the default learning rate."""
     batch_size = STAGE_DEFAULTS["batch_size"]
     return tiny_experiment(
         "report_test",
@@ -20,6 +21,8 @@ def report_run_config(tiny_experiment):
                 "batch_size": batch_size},
         arms=["scratch", "fine_tune", "random_transfer"],
         freeze_depths=[0, 1],
+        # Two batch sizes per trial: the report's sensitivity table (search).
+        search={"learning_rate": [0.001], "batch_size": [batch_size, 5]},
     )
 
 

@@ -188,6 +188,14 @@ def expected_tables(data):
          + [interval(row["cka"].get(layer)) for layer in layers] for row in summary["cka"]],
     )
 
+    tables["search"] = (
+        ["condition", "train samples", "learning rate", "batch size",
+         f"mean val {metric}", "seeds", "chosen"],
+        [[row["label"], samples(row), f"{row['learning_rate']:g}", str(row["batch_size"]),
+          num(row["mean"]), str(row["n"]), str(row["chosen"])]
+         for row in summary["search"]],
+    )
+
     provenance = data["provenance"]
     values = dict(
         (row[0], row[1]) for row in [
@@ -309,7 +317,7 @@ def test_report_files_are_written_and_rebuilt_without_training(run):
 
 @pytest.mark.parametrize("name", ["gains", "control", "conditions", "best_freeze_depth",
                                   "data_efficiency", "retention", "scores", "rank_agreement",
-                                  "stream", "cka"])
+                                  "stream", "cka", "search"])
 def test_every_markdown_and_html_table_equals_results_json(run, name):
     header, rows = expected_tables(run["data"])[name]
     md_header, md_rows = markdown_tables(run["md"])[name]
@@ -317,6 +325,43 @@ def test_every_markdown_and_html_table_equals_results_json(run, name):
     assert md_rows == rows
     _, html_tables = parse_page(run["html"])
     assert html_tables[name] == (header, rows)
+
+
+def test_the_search_summary_follows_from_the_trials(run):
+    """Each condition's row per setting: the mean val metric of its seeds and how
+    many seeds kept it, from the trials' own records (the config searches two
+    batch sizes at one learning rate)."""
+    data = run["data"]
+    search = data["config"]["search"]
+    settings = [(rate, size) for rate in search["learning_rate"]
+                for size in search["batch_size"]]
+    expected = []
+    conditions = {}
+    for trial in data["trials"]:
+        if trial["status"] == "ok":
+            key = (trial["arm"], trial["source"], trial["freeze_depth"],
+                   trial["requested_train_size"])
+            conditions.setdefault(key, []).append(trial)
+    for (arm, source, depth, size), trials in conditions.items():
+        for trial in trials:
+            assert [(row["learning_rate"], row["batch_size"])
+                    for row in trial["validation_by_setting"]] == settings
+            assert trial["validation_by_learning_rate"] is None
+            best = max(trial["validation_by_setting"], key=lambda row: row["val"])
+            assert (trial["learning_rate"], trial["batch_size"]) == (
+                best["learning_rate"], best["batch_size"])
+            assert trial["val"][data["summary"]["primary_metric"]] == best["val"]
+        for rate, batch_size in settings:
+            values = [row["val"] for t in trials for row in t["validation_by_setting"]
+                      if (row["learning_rate"], row["batch_size"]) == (rate, batch_size)]
+            chosen = sum((t["learning_rate"], t["batch_size"]) == (rate, batch_size)
+                         for t in trials)
+            expected.append((arm, source, depth, size, rate, batch_size, len(values),
+                             pytest.approx(sum(values) / len(values)), chosen))
+    shown = [(row["arm"], row["source"], row["freeze_depth"], row["train_size"],
+              row["learning_rate"], row["batch_size"], row["n"], row["mean"], row["chosen"])
+             for row in data["summary"]["search"]]
+    assert sorted(shown, key=str) == sorted(expected, key=str)
 
 
 def test_provenance_table_shows_the_stored_provenance(run):
