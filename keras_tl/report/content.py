@@ -47,6 +47,7 @@ from keras_tl.report.tables import (
     search_section,
     stream_section,
 )
+from keras_tl.report.text import seeds_text
 from keras_tl.report.verdict import verdict_lines
 
 __all__ = ["report_sections", "Report", "Section", "Table"]
@@ -85,12 +86,9 @@ def report_sections(results, include_trials=False):
     verdict, kind = verdict_lines(summary)
     target = (config.get("target") or {}).get("task", "?")
     seeds = provenance.get("seeds") or config.get("seeds") or []
-    adaptive = summary.get("seeds")
-    seeds_text = (f"{adaptive['run']} seeds (added in rounds from {adaptive['min']} up "
-                  f"to {adaptive['max']} until decided)" if adaptive else f"{len(seeds)} seeds")
     subtitle = (
         f"{', '.join(str(n) for n in source_names(config))} -> {target} on "
-        f"{provenance.get('backend', '?')}, {seeds_text}, "
+        f"{provenance.get('backend', '?')}, {seeds_text(summary, seeds)}, "
         f"{format_number(summary.get('num_trials'))} trials "
         f"({format_number(summary.get('num_failed'))} failed)"
     )

@@ -151,12 +151,13 @@ def _cka_lines(summary):
             "(1 = representation unchanged)", format_table(["arm", "train", *layers], table)]
 
 
-def _seeds_text(summary, results):
+def seeds_text(summary, planned_seeds):
+    """`N seeds`, or for `seeds: {min, max}` how many ran and how they were added."""
     seeds = summary.get("seeds")
     if seeds:
         return (f"{seeds['run']} seeds, added in rounds from {seeds['min']} up to "
                 f"{seeds['max']} until decided")
-    return f"{len(results.provenance.get('seeds', []))} seeds"
+    return f"{len(planned_seeds)} seeds"
 
 
 def format_table(header, rows):
@@ -186,7 +187,7 @@ def format_summary(results):
     lines = [
         f"{config['name']}: {', '.join(s['name'] for s in config['sources'])} -> "
         f"{config['target']['task']}"
-        f" on {results.provenance.get('backend')} ({_seeds_text(summary, results)})",
+        f" on {results.provenance.get('backend')} ({seeds_text(summary, results.provenance.get('seeds', []))})",
         "",
         format_table(header, rows),
         "",

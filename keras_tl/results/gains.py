@@ -55,10 +55,15 @@ def _difference_bounds(metric):
     return (-width, width)
 
 
+def _in_points(metric):
+    """Whether gains of `metric` read as points (x100): a metric in [0, 1]."""
+    return bounds_of(metric) == (0.0, 1.0)
+
+
 def _explain(gain, metric, family_size, comparator_mean):
     """What an inconclusive gain rules out and the seeds that would resolve it to
     2 points (a [0, 1] metric) or to 2% of the comparator's mean (any other)."""
-    if bounds_of(metric) == (0.0, 1.0):
+    if _in_points(metric):
         scale, unit, resolution = 100.0, "points", RESOLUTION
     else:
         scale, unit = 1.0, ""
@@ -163,7 +168,7 @@ def _sequential_verdicts(gains, differences, metric, seed_range, groups):
         }
         if status == "inconclusive":
             interval = decision["interval"]
-            scale, unit = (100.0, " points") if bounds_of(metric) == (0.0, 1.0) else (1.0, "")
+            scale, unit = (100.0, " points") if _in_points(metric) else (1.0, "")
             if interval is None:
                 gain["explanation"] = (
                     f"inconclusive: {decision['seeds_seen']} paired seeds finished, too few "

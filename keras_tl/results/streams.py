@@ -34,27 +34,30 @@ def source_metrics(context):
     }
 
 
+def _task_kind(context, task):
+    """The kind of a task named in a fused model (the target or a source's), or None."""
+    if task == context["target_task"]["name"]:
+        return context["target_task"]["kind"]
+    for source in context["sources"]:
+        if source.get("task") and source["task"]["name"] == task:
+            return source["task"]["kind"]
+    return None
+
+
 def _task_metric(context, task):
     """The primary metric of a task named in a fused model (target or a source)."""
     if task == context["target_task"]["name"]:
         return context["primary_metric"]
-    for source in context["sources"]:
-        if source.get("task") and source["task"]["name"] == task:
-            return PRIMARY_METRIC[source["task"]["kind"]]
-    return context["source_metric"]
+    kind = _task_kind(context, task)
+    return PRIMARY_METRIC[kind] if kind else context["source_metric"]
 
 
 def delta_m_metrics(context, task, available, named):
     """The metrics of `task` that delta_m averages: the task metrics the experiment
     names (`metrics:`, or every metric of the task's kind when it names none), never
     the training loss, each once; the task's primary metric when none is left."""
-    kind_metrics = None
-    if task == context["target_task"]["name"]:
-        kind_metrics = METRICS_BY_KIND[context["target_task"]["kind"]]
-    for source in context["sources"]:
-        if source.get("task") and source["task"]["name"] == task:
-            kind_metrics = METRICS_BY_KIND[source["task"]["kind"]]
-    wanted = named if named else (kind_metrics or available)
+    kind = _task_kind(context, task)
+    wanted = named if named else (METRICS_BY_KIND[kind] if kind else available)
     chosen = [m for m in dict.fromkeys(wanted) if m != "loss" and m in available]
     return chosen or [_task_metric(context, task)]
 
