@@ -12,6 +12,7 @@ from keras_tl.errors import ConfigError
 from keras_tl.scores.task_metrics import compute_metrics
 from keras_tl.training.augment import Augmenter
 from keras_tl.training.distribution import fitting
+from keras_tl.training.loops import training_loop
 
 PREDICT_BATCH_SIZE = 1024
 
@@ -122,17 +123,19 @@ def evaluate(model, task, split):
 def fit(model, task, settings, seed):
     """Trains a compiled model on the task's train split; returns epochs run.
 
-    A seeded loop of `train_on_batch` calls with Keras' own callbacks (NaN stop,
-    early stopping on the val loss with the best weights restored, the progress
-    bar with `settings.verbose`, and `settings.callbacks`). Each epoch visits the
+    A seeded loop over epochs with Keras' own callbacks (NaN stop, early
+    stopping on the val loss with the best weights restored, the progress bar
+    with `settings.verbose`, and `settings.callbacks`). Each epoch visits the
     rows in a permutation drawn from `numpy.random.default_rng(seed)`, in batches
     of `settings.batch_size` (the last one smaller); dropout draws from Keras'
-    generators, seeded here too. With `settings.augment`, each training batch
-    goes through the augmentation layers (seeded from `seed`) before
-    `train_on_batch`; the val loss of early stopping reads the inputs as they
-    are. `Model.fit` would give the same training but
-    builds a data pipeline every epoch, which costs about 60 ms an epoch on
-    tensorflow: more than a small model's epoch itself.
+    generators, seeded here too. The backend's training loop
+    (`keras_tl.training.loops`) runs the epoch's steps: one compiled call per
+    epoch on jax and tensorflow, one `train_on_batch` per step otherwise. With
+    `settings.augment`, each training batch goes through the augmentation layers
+    (seeded from `seed`) first; the val loss of early stopping reads the inputs
+    as they are. `Model.fit` would give the same training but builds a data
+    pipeline every epoch, which costs about 60 ms an epoch on tensorflow: more
+    than a small model's epoch itself.
 
     Raises:
         TrialFailure: the training loss became NaN or infinite.
@@ -155,6 +158,7 @@ def fit(model, task, settings, seed):
     keras.utils.set_random_seed(seed)
     order_generator = np.random.default_rng(seed)
     augment = Augmenter(settings.augment, seed) if settings.augment else None
+    loop = training_loop(model, augment)
     model.stop_training = False
     losses = []
     with fitting((len(y), batch_size)):
@@ -162,21 +166,9 @@ def fit(model, task, settings, seed):
         for epoch in range(settings.epochs):
             callback_list.on_epoch_begin(epoch)
             order = order_generator.permutation(len(y))
-            total, seen = 0.0, 0
-            for step in range(steps):
-                rows = order[step * batch_size:(step + 1) * batch_size]
-                callback_list.on_train_batch_begin(step)
-                inputs = x[rows] if augment is None else augment(x[rows])
-                logs = model.train_on_batch(inputs, y[rows], return_dict=True)
-                loss = float(logs["loss"])
-                total, seen = total + loss * len(rows), seen + len(rows)
-                callback_list.on_train_batch_end(step, {"loss": loss})
-                if model.stop_training:
-                    break
-            logs = {"loss": total / seen}
+            logs = {"loss": loop.run_epoch(x, y, order, batch_size, callback_list)}
             if settings.patience is not None:
-                logs["val_loss"] = _mean_loss(model, task.x_val, task.kind, task.y_val,
-                                              batch_size)
+                logs["val_loss"] = _mean_loss(model, task.x_val, task.kind, task.y_val)
             losses.append(logs["loss"])
             callback_list.on_epoch_end(epoch, logs)
             if model.stop_training:
@@ -188,14 +180,13 @@ def fit(model, task, settings, seed):
     return len(losses)
 
 
-def _mean_loss(model, x, kind, labels, batch_size):
+def _mean_loss(model, x, kind, labels):
     """The compiled loss over `(x, labels)`, averaged per row, in inference mode."""
     y = _labels_for_fit(kind, labels)
     total = 0.0
-    with fitting((len(y), batch_size)):
-        for start in range(0, len(y), batch_size):
-            logs = model.test_on_batch(
-                x[start:start + batch_size], y[start:start + batch_size], return_dict=True
-            )
-            total += float(logs["loss"]) * len(y[start:start + batch_size])
+    with fitting((len(y), PREDICT_BATCH_SIZE)):
+        for start in range(0, len(y), PREDICT_BATCH_SIZE):
+            rows = slice(start, start + PREDICT_BATCH_SIZE)
+            logs = model.test_on_batch(x[rows], y[rows], return_dict=True)
+            total += float(logs["loss"]) * len(y[rows])
     return total / len(y)

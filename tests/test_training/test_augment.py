@@ -1,6 +1,8 @@
 """Training-time augmentation (`augment:`): applied to training batches only,
 seeded per trial, and off the frozen-prefix feature cache."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from keras_tl.experiment.plan import plan
 from keras_tl.experiment.sources import SourceModels
 from keras_tl.experiment.trial import run_trial
 from keras_tl.networks.network import Network
-from keras_tl.training import fit
+from keras_tl.training import fit, loops
 from keras_tl.training.augment import Augmenter
 from keras_tl.training.cache import FeatureCache, ModelPool
 
@@ -36,7 +38,10 @@ def _resolved(entries):
 
 
 def _fit_recording(task, augment, seed=0, patience=None):
-    """Fits a small_cnn; returns the train batches and the val inputs it was given."""
+    """Fits a small_cnn; returns the train batches and the val inputs it was given.
+
+    Both with and without augmentation the steps run through `train_on_batch`
+    (the step loop), where the batches can be recorded."""
     model = Network("small_cnn").build(task.input_shape, task.num_outputs, seed=0)
     fit.compile_model(model, task.kind, "adam", 0.01)
     train, val = [], []
@@ -53,7 +58,8 @@ def _fit_recording(task, augment, seed=0, patience=None):
     model.train_on_batch, model.test_on_batch = record_train, record_val
     settings = fit.FitSettings(epochs=2, batch_size=10, patience=patience,
                                augment=tuple(augment))
-    fit.fit(model, task, settings, seed)
+    with mock.patch.object(fit, "training_loop", loops.StepLoop):
+        fit.fit(model, task, settings, seed)
     return model, train, val
 
 
