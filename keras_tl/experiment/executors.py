@@ -10,6 +10,7 @@ one job per (source, seed), before any trial starts.
 import concurrent.futures
 import dataclasses
 import importlib.util
+import itertools
 import logging
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ from keras_tl.experiment.worker import (
     Worker,
     reference,
     start_worker,
+    worker_ready,
     worker_source,
     worker_trial,
 )
@@ -112,14 +114,31 @@ class SerialExecutor:
         self._worker.close()
 
 
-class ProcessExecutor:
-    """Runs trials in `workers` spawned processes.
+def condition_groups(specs):
+    """The specs grouped by condition (everything but the seed), largest group
+    first, in a stable order: the unit a worker takes whole, so its compiled
+    training steps are reused across the condition's seeds."""
+    groups = {}
+    for spec in specs:
+        condition = dataclasses.replace(spec, seed=0)
+        groups.setdefault(condition, []).append(spec)
+    return sorted(groups.values(), key=len, reverse=True)
 
-    Source models are trained first, one job per (source, seed), and saved to the
-    cache folder; trial jobs start after that, so no source is trained twice.
+
+class ProcessExecutor:
+    """Runs trials in `workers` spawned processes, each condition's trials in one.
+
+    The processes start when the executor is made (they import keras and plan
+    the experiment while the driver plans it too). Source models are trained
+    first, one job per (source, seed), and saved to the cache folder; then each
+    condition's trials (its seeds) go to one worker, so a worker compiles a
+    condition's training step once and reuses it for every seed; a worker that
+    has run all of its own takes the last seeds of the busiest one. Each trial
+    is still its own job: its record comes back (and is stored) as soon as it
+    finishes.
 
     Args:
-        plan: Plan.
+        experiment: Experiment.
         cache_folder: str. Shared with the workers (the run folder's `cache/`).
         workers: int or None. Number of processes (None: one per core).
         backend: str. The Keras backend the workers use.
@@ -129,33 +148,74 @@ class ProcessExecutor:
         threads: int. Threads per worker (default: cores // workers, at least 1).
     """
 
-    def __init__(self, plan, cache_folder, workers, backend, run_one, unsafe_load=False,
-                 threads=None):
-        self.plan = plan
+    def __init__(self, experiment, cache_folder, workers, backend, run_one,
+                 unsafe_load=False, threads=None):
         workers = workers or os.cpu_count() or 1
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        self._executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker,
-            initargs=(backend, plan.experiment.to_dict(), cache_folder, threads,
-                      reference(run_one), unsafe_load),
-        )
+        context = multiprocessing.get_context("spawn")
+        arguments = (backend, experiment.to_dict(), cache_folder, threads,
+                     reference(run_one), unsafe_load)
+        # One single-process pool per worker, so a condition's jobs can be sent
+        # to one worker.
+        self._workers = [
+            concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=start_worker,
+                initargs=arguments,
+            )
+            for _ in range(workers)
+        ]
+        # Spawns the processes now: pools start them at the first job.
+        self._started = [worker.submit(worker_ready) for worker in self._workers]
 
     def run(self, specs):
         specs = list(specs)
+        for job in self._started:
+            job.result()  # A worker that cannot start says why here.
+        count = len(self._workers)
         jobs = [
-            self._executor.submit(worker_source, name, seed)
-            for name, seed in _needed_sources(specs)
+            self._workers[index % count].submit(worker_source, name, seed)
+            for index, (name, seed) in enumerate(_needed_sources(specs))
         ]
         for job in concurrent.futures.as_completed(jobs):
             job.result()
-        jobs = [self._executor.submit(worker_trial, spec) for spec in specs]
-        for job in concurrent.futures.as_completed(jobs):
-            yield job.result()
+        yield from self._trials(condition_groups(specs))
+
+    def _trials(self, groups):
+        """Runs the trials, each worker two at a time (one running, one queued so
+        it never waits for the driver) from its own conditions; a worker that runs
+        out takes the last seeds of the worker with the most left."""
+        count = len(self._workers)
+        queues = [[] for _ in range(count)]
+        for group in groups:  # Largest first, each to the least loaded worker.
+            min(queues, key=len).extend(group)
+        running = {}  # future -> (submission number, worker index)
+        numbers = itertools.count()
+
+        def submit(index):
+            queue = queues[index]
+            if not queue:
+                donor = max(queues, key=len)
+                if len(donor) < 2:  # Its own worker takes a last one soon enough.
+                    return
+                queue.append(donor.pop())
+            future = self._workers[index].submit(worker_trial, queue.pop(0))
+            running[future] = (next(numbers), index)
+
+        for index in range(count):
+            submit(index)
+            submit(index)
+        while running:
+            done, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in sorted(done, key=lambda future: running[future][0]):
+                _, index = running.pop(future)
+                yield future.result()
+                submit(index)
 
     def close(self):
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            worker.shutdown(wait=True, cancel_futures=True)
 
 
 class WorkerStartError(RuntimeError):

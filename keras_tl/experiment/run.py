@@ -68,8 +68,6 @@ def _start_executor(name, the_plan, cache_folder, workers, address, gpus_per_tri
     backend = keras.config.backend()
     if name == "serial":
         return SerialExecutor(the_plan, cache_folder, run_one)
-    if name == "process":
-        return ProcessExecutor(the_plan, cache_folder, workers, backend, run_one, unsafe_load)
     return RayExecutor(the_plan, cache_folder, workers, backend, run_one, unsafe_load,
                        address, gpus_per_trial)
 
@@ -145,24 +143,32 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             f"executor={executor!r}, workers={workers!r}. Use the serial executor "
             f"(workers=1), or save the data as an npz: task."
         )
-    the_plan = plan(experiment, unsafe_load)
-    the_plan.verbose = 1 if verbose else 0
-    if on_epoch and executor == "serial":
-        the_plan.callbacks = (_EpochReporter(on_epoch),)
-    context = plan_context(the_plan)
     # Absolute: Ray workers may run in another folder.
     cache_folder = os.path.abspath(os.path.join(out, "cache")) if out else None
     scratch_folder = None
     if executor != "serial" and cache_folder is None:  # Workers share sources through files.
         cache_folder = scratch_folder = tempfile.mkdtemp(prefix="keras-tl-cache-")
+    run_one = trial_runner or run_trial
+    processes = None
     # Started before the run folder is touched: a Ray cluster that cannot be
-    # reached leaves `out` as it was.
+    # reached leaves `out` as it was. Worker processes start before planning,
+    # so they import keras and plan while this process plans.
     try:
-        executor = _start_executor(
+        if executor == "process":
+            processes = ProcessExecutor(experiment, cache_folder, workers,
+                                        keras.config.backend(), run_one, unsafe_load)
+        the_plan = plan(experiment, unsafe_load)
+        the_plan.verbose = 1 if verbose else 0
+        if on_epoch and executor == "serial":
+            the_plan.callbacks = (_EpochReporter(on_epoch),)
+        context = plan_context(the_plan)
+        executor = processes or _start_executor(
             executor, the_plan, cache_folder, workers, address, gpus_per_trial,
-            trial_runner or run_trial, unsafe_load,
+            run_one, unsafe_load,
         )
     except BaseException:
+        if processes:
+            processes.close()
         if scratch_folder:
             shutil.rmtree(scratch_folder, ignore_errors=True)
         raise

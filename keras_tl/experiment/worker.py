@@ -141,6 +141,11 @@ def start_worker(backend, experiment_config, cache_folder, threads, run_one, uns
     _WORKER = Worker(the_plan, cache_folder, _resolve(run_one))
 
 
+def worker_ready():
+    """Nothing: a first job that makes a pool start its process now."""
+    return os.getpid()
+
+
 def worker_trial(spec):
     return _WORKER.trial(spec)
 

@@ -1,0 +1,94 @@
+"""The process executor: the serial numbers, each condition's seeds in one worker."""
+
+import concurrent.futures
+import importlib
+import os
+import pathlib
+
+import pytest
+
+import keras_tl
+from keras_tl.experiment.executors import ProcessExecutor, condition_groups
+from keras_tl.experiment.spec import TrialSpec
+
+
+def test_condition_groups_hold_every_seed_of_a_condition_largest_first():
+    specs = [
+        TrialSpec("fine_tune", 1, 20, seed, "digits") for seed in (0, 1, 2)
+    ] + [
+        TrialSpec("scratch", 0, 20, seed) for seed in (0, 1)
+    ] + [TrialSpec("fine_tune", 2, 20, 0, "digits"), TrialSpec("fine_tune", 1, 40, 0, "digits")]
+
+    groups = condition_groups(specs)
+
+    assert [[(spec.arm, spec.freeze_depth, spec.train_size, spec.seed) for spec in group]
+            for group in groups] == [
+        [("fine_tune", 1, 20, 0), ("fine_tune", 1, 20, 1), ("fine_tune", 1, 20, 2)],
+        [("scratch", 0, 20, 0), ("scratch", 0, 20, 1)],
+        [("fine_tune", 2, 20, 0)],
+        [("fine_tune", 1, 40, 0)],
+    ]
+
+
+class _InstantWorker:
+    """A worker pool stand-in whose jobs finish as they are submitted."""
+
+    def __init__(self, ran):
+        self.ran = ran
+
+    def submit(self, function, spec):
+        self.ran.append(spec.seed)
+        future = concurrent.futures.Future()
+        future.set_result((spec, self))
+        return future
+
+
+def _scheduled(groups, workers=2):
+    executor = ProcessExecutor.__new__(ProcessExecutor)
+    ran = [[] for _ in range(workers)]
+    executor._workers = [_InstantWorker(seeds) for seeds in ran]
+    records = list(executor._trials(groups))
+    return ran, [spec.seed for spec, _ in records]
+
+
+def _group(arm, seeds):
+    return [TrialSpec(arm, 0, 20, seed) for seed in seeds]
+
+
+def test_each_worker_runs_whole_conditions_of_its_own():
+    # Largest first, each to the worker with fewer trials: [a a a] | [b b, c].
+    ran, finished = _scheduled([_group("a", [0, 1, 2]), _group("b", [3, 4]),
+                                _group("c", [5])])
+    assert ran == [[0, 1, 2], [3, 4, 5]]
+    assert sorted(finished) == [0, 1, 2, 3, 4, 5]
+
+
+def test_an_idle_worker_takes_the_last_seeds_of_the_busiest():
+    ran, finished = _scheduled([_group("a", [0, 1, 2, 3, 4])])
+    assert ran == [[0, 1, 2], [4, 3]]
+    assert sorted(finished) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_serial_numbers(
+    tiny_experiment, tmp_path, monkeypatch
+):
+    # The workers import the runner by name; spawned processes get this sys.path.
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+    run_trial_recording_pid = importlib.import_module("pid_runner").run_trial_recording_pid
+    config = tiny_experiment("process", seeds=3)
+    serial = keras_tl.evaluate(config, out=str(tmp_path / "serial"))
+    parallel = keras_tl.evaluate(
+        config, out=str(tmp_path / "process"), workers=2,
+        trial_runner=run_trial_recording_pid,
+    )
+
+    expected = {trial["key"]: trial for trial in serial.trials}
+    assert sorted(expected) == sorted(trial["key"] for trial in parallel.trials)
+    for trial in parallel.trials:
+        assert trial["status"] == "ok"
+        # Worker processes run one thread each: sums may round differently.
+        assert trial["test"]["loss"] == pytest.approx(
+            expected[trial["key"]]["test"]["loss"], rel=1e-3)
+    pids = {trial["worker_pid"] for trial in parallel.trials}
+    assert len(pids) == 2 and os.getpid() not in pids
