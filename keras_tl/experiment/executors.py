@@ -126,26 +126,31 @@ def condition_groups(specs):
 
 
 class ProcessExecutor:
-    """Runs trials in `workers` spawned processes, each condition's trials in one.
+    """Runs trials in this process and `workers - 1` spawned processes, each
+    condition's trials in one of them.
 
-    The processes start when the executor is made (they import keras and plan
-    the experiment while the driver plans it too). Source models are trained
-    first, one job per (source, seed), and saved to the cache folder; then each
-    condition's trials (its seeds) go to one worker, so a worker compiles a
-    condition's training step once and reuses it for every seed; a worker that
-    has run all of its own takes the last seeds of the busiest one. Each trial
-    is still its own job: its record comes back (and is stored) as soon as it
-    finishes.
+    The spawned processes start when the executor is made (they import keras
+    and plan the experiment while the driver plans it too); the driver, which
+    has done both already, is a worker as well (`plan_ready`), so none of its
+    time goes to waiting. Source models are trained first, one job per
+    (source, seed), and saved to the cache folder; then each condition's trials
+    (its seeds) go to one worker, so a worker compiles a condition's training
+    step once and reuses it for every seed; a worker that has run all of its
+    own takes the last seeds of the busiest one. Each trial is still its own
+    job: its record comes back (and is stored) as soon as it finishes, a
+    spawned worker's while the driver runs one of its own trials at the latest
+    when that trial ends.
 
     Args:
         experiment: Experiment.
         cache_folder: str. Shared with the workers (the run folder's `cache/`).
-        workers: int or None. Number of processes (None: one per core).
+        workers: int or None. Workers, the driver included (None: one per core).
         backend: str. The Keras backend the workers use.
         run_one: callable. A module-level function that runs one trial; each
             worker imports it by name after choosing its backend.
         unsafe_load: bool. Let the workers load `.keras` files that hold code.
-        threads: int. Threads per worker (default: cores // workers, at least 1).
+        threads: int. Threads per spawned worker (default: cores // workers, at
+            least 1).
     """
 
     def __init__(self, experiment, cache_folder, workers, backend, run_one,
@@ -155,67 +160,111 @@ class ProcessExecutor:
         context = multiprocessing.get_context("spawn")
         arguments = (backend, experiment.to_dict(), cache_folder, threads,
                      reference(run_one), unsafe_load)
-        # One single-process pool per worker, so a condition's jobs can be sent
-        # to one worker.
+        self._cache_folder, self._run_one = cache_folder, run_one
+        # One single-process pool per spawned worker, so a condition's jobs can
+        # be sent to one worker.
         self._workers = [
             concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=context, initializer=start_worker,
                 initargs=arguments,
             )
-            for _ in range(workers)
+            for _ in range(workers - 1)
         ]
-        # Spawns the processes now: pools start them at the first job.
-        self._started = [worker.submit(worker_ready) for worker in self._workers]
+        # Spawns the processes now (pools start them at the first job); a
+        # worker that cannot start says why in the result of its first job.
+        for worker in self._workers:
+            worker.submit(worker_ready)
+        self._local = None
+
+    def plan_ready(self, plan):
+        """Makes the driver a worker too, once it has planned the experiment."""
+        self._local = Worker(plan, self._cache_folder, self._run_one)
 
     def run(self, specs):
         specs = list(specs)
-        for job in self._started:
-            job.result()  # A worker that cannot start says why here.
-        count = len(self._workers)
-        jobs = [
-            self._workers[index % count].submit(worker_source, name, seed)
-            for index, (name, seed) in enumerate(_needed_sources(specs))
-        ]
-        for job in concurrent.futures.as_completed(jobs):
-            job.result()
+        self._sources(_needed_sources(specs))
         yield from self._trials(condition_groups(specs))
 
+    def _sources(self, pairs):
+        """Trains each (source, seed) once: each spawned worker takes one at a
+        time from the end of the list, the driver from the start (all of them
+        while the spawned workers are still starting)."""
+        pending = list(pairs)
+        jobs = {}
+
+        def feed(index):
+            if pending:
+                jobs[self._workers[index].submit(worker_source, *pending.pop())] = index
+
+        for index in range(len(self._workers)):
+            feed(index)
+        while pending:
+            self._local.source(*pending.pop(0))
+            for job in [job for job in jobs if job.done()]:
+                job.result()
+                feed(jobs.pop(job))
+        while jobs:
+            done, _ = concurrent.futures.wait(
+                jobs, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for job in done:
+                job.result()
+                feed(jobs.pop(job))
+
     def _trials(self, groups):
-        """Runs the trials, each worker two at a time (one running, one queued so
-        it never waits for the driver) from its own conditions; a worker that runs
-        out takes the last seeds of the worker with the most left."""
-        count = len(self._workers)
-        queues = [[] for _ in range(count)]
+        """Runs the trials: each spawned worker holds two (one running, one
+        queued, so it never waits for the driver) and the driver runs one at a
+        time between collecting theirs; each takes from its own conditions, and
+        one that runs out takes the last seeds of the worker with the most left."""
+        spawned = len(self._workers)
+        queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
             min(queues, key=len).extend(group)
         running = {}  # future -> (submission number, worker index)
         numbers = itertools.count()
 
-        def submit(index):
+        def take(index):
             queue = queues[index]
             if not queue:
                 donor = max(queues, key=len)
                 if len(donor) < 2:  # Its own worker takes a last one soon enough.
-                    return
+                    return None
                 queue.append(donor.pop())
-            future = self._workers[index].submit(worker_trial, queue.pop(0))
-            running[future] = (next(numbers), index)
+            return queue.pop(0)
 
-        for index in range(count):
-            submit(index)
-            submit(index)
-        while running:
-            done, _ = concurrent.futures.wait(
-                running, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            for future in sorted(done, key=lambda future: running[future][0]):
+        def submit(index):
+            spec = take(index)
+            if spec is not None:
+                future = self._workers[index].submit(worker_trial, spec)
+                running[future] = (next(numbers), index)
+
+        def finished(futures):
+            for future in sorted(futures, key=lambda future: running[future][0]):
                 _, index = running.pop(future)
                 yield future.result()
                 submit(index)
 
+        for index in range(spawned):
+            submit(index)
+            submit(index)
+        while True:
+            spec = take(spawned)
+            if spec is not None:
+                yield self._local.trial(spec)
+                yield from finished([future for future in running if future.done()])
+            elif running:
+                done, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                yield from finished(done)
+            else:
+                return
+
     def close(self):
         for worker in self._workers:
             worker.shutdown(wait=True, cancel_futures=True)
+        if self._local is not None:
+            self._local.close()
 
 
 class WorkerStartError(RuntimeError):

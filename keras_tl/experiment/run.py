@@ -151,8 +151,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
     run_one = trial_runner or run_trial
     processes = None
     # Started before the run folder is touched: a Ray cluster that cannot be
-    # reached leaves `out` as it was. Worker processes start before planning,
-    # so they import keras and plan while this process plans.
+    # reached leaves `out` as it was. Spawned workers start before planning, so
+    # they import keras and plan while this process plans.
     try:
         if executor == "process":
             processes = ProcessExecutor(experiment, cache_folder, workers,
@@ -162,6 +162,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         if on_epoch and executor == "serial":
             the_plan.callbacks = (_EpochReporter(on_epoch),)
         context = plan_context(the_plan)
+        if processes:
+            processes.plan_ready(the_plan)
         executor = processes or _start_executor(
             executor, the_plan, cache_folder, workers, address, gpus_per_trial,
             run_one, unsafe_load,

@@ -31,7 +31,7 @@ def test_condition_groups_hold_every_seed_of_a_condition_largest_first():
 
 
 class _InstantWorker:
-    """A worker pool stand-in whose jobs finish as they are submitted."""
+    """A spawned worker's pool stand-in whose jobs finish as they are submitted."""
 
     def __init__(self, ran):
         self.ran = ran
@@ -43,10 +43,22 @@ class _InstantWorker:
         return future
 
 
-def _scheduled(groups, workers=2):
+class _Driver:
+    """The driver's own worker, stood in for."""
+
+    def __init__(self, ran):
+        self.ran = ran
+
+    def trial(self, spec):
+        self.ran.append(spec.seed)
+        return spec, self
+
+
+def _scheduled(groups, spawned=1):
     executor = ProcessExecutor.__new__(ProcessExecutor)
-    ran = [[] for _ in range(workers)]
-    executor._workers = [_InstantWorker(seeds) for seeds in ran]
+    ran = [[] for _ in range(spawned + 1)]
+    executor._workers = [_InstantWorker(seeds) for seeds in ran[:-1]]
+    executor._local = _Driver(ran[-1])
     records = list(executor._trials(groups))
     return ran, [spec.seed for spec, _ in records]
 
@@ -56,21 +68,24 @@ def _group(arm, seeds):
 
 
 def test_each_worker_runs_whole_conditions_of_its_own():
-    # Largest first, each to the worker with fewer trials: [a a a] | [b b, c].
+    # Largest first, each to the worker with fewer trials: the spawned worker
+    # [a a a, d], the driver [b b, c].
     ran, finished = _scheduled([_group("a", [0, 1, 2]), _group("b", [3, 4]),
-                                _group("c", [5])])
-    assert ran == [[0, 1, 2], [3, 4, 5]]
-    assert sorted(finished) == [0, 1, 2, 3, 4, 5]
+                                _group("c", [5]), _group("d", [6])])
+    assert ran == [[0, 1, 2, 6], [3, 4, 5]]
+    assert sorted(finished) == [0, 1, 2, 3, 4, 5, 6]
 
 
 def test_an_idle_worker_takes_the_last_seeds_of_the_busiest():
+    # All five go to the spawned worker, which takes two at once; the driver,
+    # with none of its own, takes the last seed while those run.
     ran, finished = _scheduled([_group("a", [0, 1, 2, 3, 4])])
-    assert ran == [[0, 1, 2], [4, 3]]
+    assert ran == [[0, 1, 2, 3], [4]]
     assert sorted(finished) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.slow
-def test_two_worker_processes_give_the_serial_numbers(
+def test_two_workers_give_the_serial_numbers(
     tiny_experiment, tmp_path, monkeypatch
 ):
     # The workers import the runner by name; spawned processes get this sys.path.
@@ -90,5 +105,6 @@ def test_two_worker_processes_give_the_serial_numbers(
         # Worker processes run one thread each: sums may round differently.
         assert trial["test"]["loss"] == pytest.approx(
             expected[trial["key"]]["test"]["loss"], rel=1e-3)
+    # The driver is one of the two workers.
     pids = {trial["worker_pid"] for trial in parallel.trials}
-    assert len(pids) == 2 and os.getpid() not in pids
+    assert len(pids) == 2 and os.getpid() in pids
