@@ -194,8 +194,9 @@ def tasks():
               help="Where trials run: in this process, in worker processes, or on a Ray "
                    "cluster (default: serial, or process with --workers > 1).")
 @click.option("--workers", type=int, default=None,
-              help="Worker processes, or Ray actors with --executor ray (default: 1 for "
-                   "serial, else one per CPU, or per --gpus-per-trial GPUs on Ray).")
+              help="Workers: this process and N-1 spawned ones, or Ray actors with "
+                   "--executor ray (default: 1 for serial, else one per CPU, or per "
+                   "--gpus-per-trial GPUs on Ray).")
 @click.option("--address", default=None,
               help="With --executor ray: the cluster, auto or ray://HOST:PORT (default: "
                    "$RAY_ADDRESS, else a local Ray).")

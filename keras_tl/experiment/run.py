@@ -100,8 +100,8 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
         on_epoch: callable or None. Called as `on_epoch(epoch, epochs)` after each
             training epoch (source or target); only with the serial executor.
         command: str or None. The command line, recorded in the provenance.
-        workers: int or None. Worker processes (`"process"`) or Ray actors
-            (`"ray"`); None: one per CPU (on Ray, one per `gpus_per_trial` GPUs
+        workers: int or None. Workers (`"process"`: this process and
+            `workers - 1` spawned ones) or Ray actors (`"ray"`); None: one per CPU (on Ray, one per `gpus_per_trial` GPUs
             when that is set). More than one picks `"process"` when `executor`
             is None.
         verbose: bool. Show Keras' per-epoch progress bars (in this process).
