@@ -1,11 +1,13 @@
-"""The default evaluation (`keras_tl.evaluate(None)`) on two checkouts of keras-tl, side by side.
+"""The default `keras-tl evaluate` on two checkouts of keras-tl, side by side.
 
-Runs the default experiment once with the code of `--before` (a checkout of an
-earlier commit, e.g. made with `git worktree add`) and once with this
-repository's code, each in a fresh subprocess on the same backend, one after the
-other, and prints the wall time of each (measured inside the subprocess, after
-`import keras`), their ratio, and what each run concluded (seeds run, the best
-condition's gain and verdict), so a speed-up that changed the answer shows.
+Runs the CLI's default evaluation (`keras-tl evaluate --out DIR`, the README's
+quickstart) once with the code of `--before` (a checkout of an earlier commit,
+e.g. made with `git worktree add`) and once with this repository's code, each
+in a fresh subprocess on the same backend, one after the other, and prints the
+wall time of each command as a user sees it (Python start, imports, the run,
+the reports), their ratio, and what each run concluded (seeds run, the best
+condition's gain and verdict from its results.json), so a speed-up that changed
+the answer shows.
 
     git worktree add /tmp/keras-tl-before 8775218
     python benchmarks/bench_default.py --before /tmp/keras-tl-before --backend jax
@@ -16,39 +18,38 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-PREFIX = "BENCH_DEFAULT_RESULT "
 HERE = Path(__file__).resolve().parents[1]
 
+# The CLI of the checkout on PYTHONPATH (installed, its package is keras_tl_cli).
 CHILD = """
-import json, sys, tempfile, time
-import keras
-started = time.perf_counter()
-import keras_tl
-with tempfile.TemporaryDirectory() as folder:
-    results = keras_tl.evaluate(None, out=folder + "/run")
-seconds = time.perf_counter() - started
-best = results.summary["best"] or {}
-print(%r + json.dumps({
-    "seconds": seconds,
-    "seeds": results.summary["seeds"].get("run"),
-    "gain": best.get("mean"),
-    "verdict": best.get("verdict"),
-    "keras_tl": keras_tl.__file__,
-}), flush=True)
-""" % PREFIX
+import importlib, sys
+sys.modules["keras_tl_cli"] = importlib.import_module("cli")
+from keras_tl_cli.main import main
+sys.argv = ["keras-tl", "evaluate", "--quiet", "--out", sys.argv[1]]
+main()
+"""
 
 
 def run(code_root, backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(code_root)}
-    completed = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=code_root,
-                               capture_output=True, text=True)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(PREFIX)]
-    if completed.returncode != 0 or not lines:
-        sys.stderr.write(completed.stdout[-3000:] + completed.stderr[-6000:])
-        raise SystemExit(f"the run with {code_root} failed ({completed.returncode})")
-    return json.loads(lines[-1][len(PREFIX):])
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "run")
+        started = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-c", CHILD, out], env=env,
+                                   cwd=code_root, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if completed.returncode != 0:
+            sys.stderr.write(completed.stdout[-3000:] + completed.stderr[-6000:])
+            raise SystemExit(f"the run with {code_root} failed ({completed.returncode})")
+        with open(os.path.join(out, "results.json")) as file:
+            summary = json.load(file)["summary"]
+    best = summary["best"] or {}
+    return {"seconds": seconds, "seeds": summary["seeds"]["run"],
+            "gain": best.get("mean"), "verdict": best.get("verdict")}
 
 
 def main(argv=None):
@@ -65,7 +66,7 @@ def main(argv=None):
           f"load before={load:.2f} after={os.getloadavg()[0]:.2f}")
     for name, result in results.items():
         print(f"{name:<7} {result['seconds']:>7.1f} s  seeds {result['seeds']}  "
-              f"gain {result['gain']}  verdict {result['verdict']}  ({result['keras_tl']})")
+              f"gain {result['gain']:+.4f}  verdict {result['verdict']}")
     ratio = results["before"]["seconds"] / results["now"]["seconds"]
     print(f"speed-up before / now: {ratio:.2f}x (target >= 2x: "
           f"{'met' if ratio >= 2 else 'NOT met'})")

@@ -111,9 +111,10 @@ def _check_int(value, option, low, high, expected):
 
 
 def _import_keras_quietly():
-    from keras_tl.backend import import_keras_quietly
+    from keras_tl.backend import import_keras_quietly, without_tensorflow
 
     import_keras_quietly()
+    without_tensorflow()  # This process is keras-tl's own.
 
 
 backend_option = click.option(

@@ -122,7 +122,8 @@ def require(name):
 # oneDNN notice (and absl's "All log messages before absl::InitializeLog()" line that
 # comes with it) is logged whatever that level, unless oneDNN's custom operations are
 # off. keras imports TensorFlow even on torch and jax when it is installed
-# (`keras.utils.set_random_seed` seeds it), and there it only seeds and feeds data.
+# (`keras.utils.set_random_seed` seeds it), and there it only seeds and feeds data;
+# keras-tl's own processes tell Keras not to (`without_tensorflow`).
 QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
@@ -150,6 +151,28 @@ def quiet_tensorflow(name=None):
     changed = {key: value for key, value in QUIET_TENSORFLOW.items() if key not in os.environ}
     os.environ.update(changed)
     return changed
+
+
+def without_tensorflow():
+    """Makes Keras treat TensorFlow as not installed, on the torch and jax
+    backends, in a process keras-tl owns (the CLI, its worker processes).
+
+    Keras imports TensorFlow whenever it is installed, on every backend, to seed
+    it and to recognise its types (`keras.utils.set_random_seed`, serialisation):
+    2.7 s and several hundred MB the first time, on 2 CPU cores. keras-tl feeds
+    no `tf.data` on torch and jax, so its processes there run as on an install
+    without TensorFlow (as the torch and jax test environments are). Not done
+    when keras-tl is imported as a library, where the caller's own code may use
+    TensorFlow with Keras. Nothing changes once TensorFlow is imported, or on
+    the tensorflow backend. Sets the flag of Keras' lazy `tensorflow` module
+    (`keras.src.utils.module_utils`, internal); tests/test_training/test_seeding.py
+    fails if a Keras upgrade changes it.
+    """
+    import keras
+    from keras.src.utils import module_utils
+
+    if keras.config.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        module_utils.tensorflow._available = False
 
 
 def thread_limits(threads):
