@@ -196,3 +196,21 @@ def test_torch_models_the_direct_forward_cannot_run_train_through_train_on_batch
     subclassed(data[0][:2])
     compile_model(subclassed, "classification", "adam", 0.01)
     assert type(loops.training_loop(subclassed)) is loops.StepLoop
+
+
+def _masked_sequence_net():
+    """Token inputs with padding (0) masked out of the average: Keras passes the
+    mask between layers inside `Layer.__call__`."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
+    hidden = keras.layers.GlobalAveragePooling1D()(hidden)
+    return keras.Model(inputs, keras.layers.Dense(5, name="head")(hidden))
+
+
+def test_the_backend_loop_trains_a_masked_sequence_model_like_train_on_batch():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 10, size=(48, 6)).astype("int32")
+    tokens[:, 4:] = 0  # Padding.
+    labels = rng.integers(0, 5, size=48)
+    _assert_same_training(_masked_sequence_net, (tokens, labels))

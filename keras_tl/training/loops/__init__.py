@@ -13,11 +13,13 @@ callbacks, early stopping); a loop owns how the steps run:
 * `keras_tl.training.loops.tensorflow_epochs.TensorFlowEpochLoop`: one
   `tf.function` runs a whole epoch (a graph loop over the batches, calling
   `Model.train_step`), as `Model.fit` does with `steps_per_execution`.
+* `keras_tl.training.loops.torch_steps.TorchStepLoop`: Keras' torch training
+  step with each layer's `call` run directly, without `Layer.__call__`.
 
 Every loop runs the same `train_step` on the same batches in the same order, so
 the trained weights agree to float tolerance
-(`tests/test_training/test_loops.py`). The epoch loops call Keras' batch hooks
-once per epoch (as `Model.fit` does with `steps_per_execution` equal to the
+(`tests/test_training/test_loops.py`). The jax and tensorflow loops call Keras'
+batch hooks once per epoch (as `Model.fit` does with `steps_per_execution` equal to the
 steps of an epoch); `TerminateOnNaN` therefore stops at the end of the epoch.
 """
 

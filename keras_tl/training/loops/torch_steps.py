@@ -24,14 +24,18 @@ import numpy as np
 from keras_tl.training.loops import StepLoop, all_layers, build_for_training
 
 
-def _takes_training(operation, known={}):
-    key = type(operation)
-    if key not in known:
+# Operation class -> whether its `call` takes `training`.
+_TAKES_TRAINING = {}
+
+
+def _takes_training(operation):
+    kind = type(operation)
+    if kind not in _TAKES_TRAINING:
         try:
-            known[key] = "training" in inspect.signature(operation.call).parameters
+            _TAKES_TRAINING[kind] = "training" in inspect.signature(operation.call).parameters
         except (TypeError, ValueError):
-            known[key] = False
-    return known[key]
+            _TAKES_TRAINING[kind] = False
+    return _TAKES_TRAINING[kind]
 
 
 def _is_functional(model):
@@ -81,14 +85,21 @@ class TorchStepLoop:
         self.checked = False
 
     def _check(self, x):
-        """Whether the direct forward gives the model's own outputs on `x`."""
+        """Whether the direct forward gives the model's own outputs on `x`
+        (every output, for a model with several)."""
         import torch
 
-        with torch.no_grad():
-            expected = keras.ops.convert_to_numpy(self.model(x, training=False))
-            received = keras.ops.convert_to_numpy(direct_forward(self.model, x, False))
-        return expected.shape == received.shape and np.allclose(
-            expected, received, rtol=1e-4, atol=1e-5
+        try:
+            with torch.no_grad():
+                expected = keras.tree.flatten(self.model(x, training=False))
+                received = keras.tree.flatten(direct_forward(self.model, x, False))
+        except Exception:  # Anything the direct calls cannot run: train as Keras does.
+            return False
+        return len(expected) == len(received) and all(
+            tuple(a.shape) == tuple(b.shape) and np.allclose(
+                keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                rtol=1e-4, atol=1e-5)
+            for a, b in zip(expected, received)
         )
 
     def run_epoch(self, x, y, order, batch_size, callbacks):
