@@ -25,6 +25,8 @@ steps of an epoch); `TerminateOnNaN` therefore stops at the end of the epoch.
 
 import keras
 
+from keras_tl.data import ondisk
+
 # Inputs one compiled call of an epoch loop takes at most; an epoch over more
 # runs in several calls (the batches of a call are copied to the device at once).
 CALL_BYTES = 64 * 2**20
@@ -84,9 +86,14 @@ def _backend_loop(model):
 
 def chunks(x, rows, batch_size, bytes_per_call=CALL_BYTES):
     """`(start, stop)` positions of the epoch's rows, in whole batches, that one
-    compiled call takes: all of them unless their inputs exceed `bytes_per_call`."""
-    row_bytes = max(1, int(x[:1].nbytes))
-    per_call = max(1, bytes_per_call // (row_bytes * batch_size)) * batch_size
+    compiled call takes: all of them unless their inputs exceed `bytes_per_call`;
+    one batch at a time from inputs on disk (`ondisk.DiskArray`), which are read
+    a batch at a time."""
+    if isinstance(x, ondisk.DiskArray):
+        per_call = batch_size
+    else:
+        row_bytes = max(1, int(x[:1].nbytes))
+        per_call = max(1, bytes_per_call // (row_bytes * batch_size)) * batch_size
     for start in range(0, rows, per_call):
         yield start, min(rows, start + per_call)
 
