@@ -101,9 +101,9 @@ def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
             training epoch (source or target); only with the serial executor.
         command: str or None. The command line, recorded in the provenance.
         workers: int or None. Workers (`"process"`: this process and
-            `workers - 1` spawned ones) or Ray actors (`"ray"`); None: one per CPU (on Ray, one per `gpus_per_trial` GPUs
-            when that is set). More than one picks `"process"` when `executor`
-            is None.
+            `workers - 1` spawned ones) or Ray actors (`"ray"`); None: one per
+            CPU (on Ray, one per `gpus_per_trial` GPUs when that is set). More
+            than one picks `"process"` when `executor` is None.
         verbose: bool. Show Keras' per-epoch progress bars (in this process).
         executor: str or None. `"serial"` (in this process), `"process"`
             (spawned worker processes) or `"ray"` (actors on a Ray cluster, see

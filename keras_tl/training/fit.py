@@ -129,8 +129,8 @@ def fit(model, task, settings, seed):
     rows in a permutation drawn from `numpy.random.default_rng(seed)`, in batches
     of `settings.batch_size` (the last one smaller); dropout draws from Keras'
     generators, seeded here too. The backend's training loop
-    (`keras_tl.training.loops`) runs the epoch's steps: one compiled call per
-    epoch on jax and tensorflow, one `train_on_batch` per step otherwise. With
+    (`keras_tl.training.loops`) runs the epoch's steps without Keras' per-call
+    overhead where it can (`train_on_batch` otherwise). With
     `settings.augment`, each training batch goes through the augmentation layers
     (seeded from `seed`) first; the val loss of early stopping reads the inputs
     as they are. `Model.fit` would give the same training but builds a data
