@@ -143,8 +143,7 @@ def start_worker(backend, experiment_config, cache_folder, threads, run_one, uns
 
 
 def worker_ready():
-    """Nothing: a first job that makes a pool start its process now."""
-    return os.getpid()
+    """A first job that makes a pool start its process now; does nothing."""
 
 
 def worker_trial(spec):

@@ -4,15 +4,17 @@
 trace lookup and a metrics reset per step; `Model.fit` with
 `steps_per_execution` runs many steps in one graph call instead. This loop does
 that on keras-tl's own batches: the model's public `train_step(data)` in a
-graph loop, the step compiled with XLA when the model is (`jit_compile`),
-traced once per model for every batch shape.
+graph loop over slices of the epoch's rows, compiled with XLA when the model is
+(`jit_compile`), traced once per model (`reduce_retracing` generalises the
+shapes). Inputs beyond 64 MB, or read from disk, go in several calls
+(`keras_tl.training.loops.chunks`).
 """
 
 from keras_tl.training.loops import build_for_training, chunks
 
 
 class TensorFlowEpochLoop:
-    """Trains epochs of one compiled model with one graph call per batch group.
+    """Trains epochs of one compiled model, one graph call per epoch.
 
     `keras_tl.training.loops.training_loop` keeps one per model, optimizer and
     trainable variables, so a pooled model traces its function once.
@@ -22,6 +24,7 @@ class TensorFlowEpochLoop:
         import tensorflow as tf
 
         self.model = model
+
         def run(x, y, batch_size):
             for start in tf.range(0, tf.shape(x)[0], batch_size):
                 model.train_step((x[start:start + batch_size], y[start:start + batch_size]))
