@@ -165,12 +165,12 @@ def test_the_keras_internal_the_loops_need_still_builds_the_optimizer(data):
                          ids=["chain", "batch_norm", "residual_nested"])
 def test_the_torch_direct_forward_gives_the_model_outputs(build, data):
     # Fails loudly if a Keras upgrade changes `Function._run_through_graph`.
-    from keras_tl.training.loops.torch_steps import direct_forward
+    from keras_tl.training.loops.torch_steps import DirectForward
 
     model = build()
     x = keras.ops.convert_to_tensor(data[0][:8])
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(direct_forward(model, x, False)),
+        keras.ops.convert_to_numpy(DirectForward(model)(x, False)),
         keras.ops.convert_to_numpy(model(x, training=False)), rtol=1e-5, atol=1e-6,
     )
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_tl.training.loops import StepLoop, all_layers, build_for_training
+from keras_tl.training.loops.torch_native import native_adam, native_call, native_loss
 
 
 # Operation class -> whether its `call` takes `training`.
@@ -42,19 +43,43 @@ def _is_functional(model):
     return hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
 
 
-def direct_forward(model, inputs, training):
-    """`model(inputs, training=training)` of a functional model, each layer's
-    `call` run directly (nested functional models likewise)."""
+class DirectForward:
+    """`model(inputs, training=training)` of a functional model without
+    `Layer.__call__`: each layer covered by `torch_native.native_call` runs its
+    torch version, any other its own `call`; nested functional models likewise.
 
-    def operation_fn(operation):
+    Args:
+        model: a functional `keras.Model`.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._calls = {}  # (id(operation), training) -> function of the node's arguments.
+
+    def __call__(self, inputs, training):
+        return self._run(self.model, inputs, training)
+
+    def _run(self, model, inputs, training):
+        outputs = model._run_through_graph(
+            inputs, operation_fn=lambda operation: self._call_of(operation, training)
+        )
+        return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+
+    def _call_of(self, operation, training):
+        key = (id(operation), training)
+        if key not in self._calls:
+            self._calls[key] = self._make_call(operation, training)
+        return self._calls[key]
+
+    def _make_call(self, operation, training):
         if _is_functional(operation):
-            return lambda *args, **kwargs: direct_forward(operation, args[0], training)
+            return lambda *args, **kwargs: self._run(operation, args[0], training)
+        native = native_call(operation)
+        if native is not None:
+            return native
         if _takes_training(operation):
             return lambda *args, **kwargs: operation.call(*args, **{**kwargs, "training": training})
         return operation.call
-
-    outputs = model._run_through_graph(inputs, operation_fn=operation_fn)
-    return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
 
 
 def _applies(model):
@@ -75,14 +100,18 @@ def torch_loop(model):
 
 
 class TorchStepLoop:
-    """Trains epochs of one compiled functional model with direct layer calls;
-    on its first epoch it falls back to `StepLoop` for good if its forward pass
+    """Trains epochs of one compiled functional model with direct layer calls,
+    and torch's own loss and Adam update where `torch_native` covers them; on
+    its first epoch it falls back to `StepLoop` for good if its forward pass
     does not give the model's outputs."""
 
     def __init__(self, model):
         self.model = model
+        self.forward = DirectForward(model)
         self.fallback = None
         self.checked = False
+        self.loss = None  # (labels, predictions) -> loss, or None: Keras' compute_loss.
+        self.update = None  # (grads, variables): the optimizer's update.
 
     def _check(self, x):
         """Whether the direct forward gives the model's own outputs on `x`
@@ -92,7 +121,7 @@ class TorchStepLoop:
         try:
             with torch.no_grad():
                 expected = keras.tree.flatten(self.model(x, training=False))
-                received = keras.tree.flatten(direct_forward(self.model, x, False))
+                received = keras.tree.flatten(self.forward(x, False))
         except Exception:  # Anything the direct calls cannot run: train as Keras does.
             return False
         return len(expected) == len(received) and all(
@@ -102,6 +131,21 @@ class TorchStepLoop:
             for a, b in zip(expected, received)
         )
 
+    def _prepare(self, x):
+        """First epoch: checks the forward pass and picks the loss and update."""
+        self.checked = True
+        if not self._check(keras.ops.convert_to_tensor(x)):
+            self.fallback = StepLoop(self.model)
+            return
+        self.loss = native_loss(self.model)
+        self.update = native_adam(self.model.optimizer) or self.model.optimizer.apply
+
+    def _loss(self, inputs, labels, predictions):
+        loss = None if self.loss is None else self.loss(labels, predictions)
+        if loss is None:
+            loss = self.model.compute_loss(x=inputs, y=labels, y_pred=predictions, training=True)
+        return loss
+
     def run_epoch(self, x, y, order, batch_size, callbacks):
         """Trains one epoch over the rows of `order`; returns the mean loss per row."""
         import torch
@@ -109,9 +153,7 @@ class TorchStepLoop:
         model = self.model
         build_for_training(model, x[order[:batch_size]], y[order[:batch_size]])
         if not self.checked:
-            self.checked = True
-            if not self._check(keras.ops.convert_to_tensor(x[order[:batch_size]])):
-                self.fallback = StepLoop(model)
+            self._prepare(x[order[:batch_size]])
         if self.fallback is not None:
             return self.fallback.run_epoch(x, y, order, batch_size, callbacks)
         losses = []
@@ -121,14 +163,12 @@ class TorchStepLoop:
             inputs = keras.ops.convert_to_tensor(x[rows])
             labels = keras.ops.convert_to_tensor(y[rows])
             model.zero_grad()
-            predictions = direct_forward(model, inputs, True)
-            loss = model.compute_loss(x=inputs, y=labels, y_pred=predictions, training=True)
-            scaled = model.optimizer.scale_loss(loss)
+            loss = self._loss(inputs, labels, self.forward(inputs, True))
             trainable = model.trainable_weights[:]
             if trainable:
-                scaled.backward()
+                model.optimizer.scale_loss(loss).backward()
                 with torch.no_grad():
-                    model.optimizer.apply([v.value.grad for v in trainable], trainable)
+                    self.update([v.value.grad for v in trainable], trainable)
             losses.append((loss.detach(), len(rows)))
             callbacks.on_train_batch_end(step, {"loss": loss.detach()})
             if model.stop_training:
