@@ -8,6 +8,7 @@ TensorFlow's C++ start-up notices when the backend is torch or jax: see
 `quiet_tensorflow`.
 """
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -162,18 +163,46 @@ def without_tensorflow():
     2.7 s on 2 CPU cores, and 698 MB peak memory against 289 MB for a jax
     process that has imported keras and seeded. keras-tl feeds
     no `tf.data` on torch and jax, so its processes there run as on an install
-    without TensorFlow (as the torch and jax test environments are). Not done
-    when keras-tl is imported as a library, where the caller's own code may use
-    TensorFlow with Keras. Nothing changes once TensorFlow is imported, or on
+    without TensorFlow (as the torch and jax test environments are). Where
+    keras-tl is imported as a library, `tensorflow_hidden` does the same for the
+    length of one call. Nothing changes once TensorFlow is imported, or on
     the tensorflow backend. Sets the flag of Keras' lazy `tensorflow` module
     (`keras.src.utils.module_utils`, internal); tests/test_training/test_seeding.py
     fails if a Keras upgrade changes it.
     """
-    import keras
+    if _hides_tensorflow():
+        _tensorflow_flag()._available = False
+
+
+def _tensorflow_flag():
     from keras.src.utils import module_utils
 
-    if keras.config.backend() != "tensorflow" and "tensorflow" not in sys.modules:
-        module_utils.tensorflow._available = False
+    return module_utils.tensorflow
+
+
+def _hides_tensorflow():
+    import keras
+
+    return keras.config.backend() != "tensorflow" and "tensorflow" not in sys.modules
+
+
+@contextlib.contextmanager
+def tensorflow_hidden():
+    """`without_tensorflow` for the length of a block (or a decorated function):
+    what `keras_tl.evaluate` runs in, so that a caller's process pays no
+    TensorFlow import for an evaluation on torch or jax. Keras' flag is put back
+    afterwards, so the caller's own later use of TensorFlow with Keras works as
+    before."""
+    hide = _hides_tensorflow()
+    flag = _tensorflow_flag()
+    previous = flag._available
+    if hide:
+        flag._available = False
+    try:
+        yield
+    finally:
+        if hide:
+            flag._available = previous
 
 
 def thread_limits(threads):

@@ -7,6 +7,7 @@ import tempfile
 
 import keras
 
+from keras_tl.backend import tensorflow_hidden
 from keras_tl.config.schema import load_experiment
 from keras_tl.data.registry import is_registered
 from keras_tl.errors import ConfigError
@@ -72,6 +73,7 @@ def _start_executor(name, the_plan, cache_folder, workers, address, gpus_per_tri
                        address, gpus_per_trial)
 
 
+@tensorflow_hidden()
 def evaluate(experiment=None, out=None, overwrite=False, retry_failed=False,
              on_trial=None, command=None, workers=None, verbose=False, executor=None,
              address=None, gpus_per_trial=0, on_trial_start=None, on_epoch=None,

@@ -38,3 +38,38 @@ def test_a_sweep_in_a_keras_tl_process_imports_tensorflow_only_on_its_backend():
     assert completed.returncode == 0, completed.stderr[-3000:]
     imported = completed.stdout.strip().splitlines()[-1]
     assert imported == ("True" if BACKEND == "tensorflow" else "False")
+
+
+LIBRARY_CALL = """
+import sys, tempfile
+import keras
+import keras_tl
+from keras.src.utils import module_utils
+config = {"name": "t", "model": {"builder": "small_cnn"},
+          "source": {"task": "digits:0-4", "epochs": 1},
+          "target": {"task": "digits:5-9", "train_sizes": [20], "epochs": 1},
+          "arms": ["scratch", "fine_tune"], "seeds": 2, "scores": []}
+keras_tl.evaluate(config, out=tempfile.mkdtemp() + "/run")
+print("tensorflow" in sys.modules, module_utils.tensorflow._available)
+keras.utils.set_random_seed(0)  # The caller's own Keras sees TensorFlow again.
+print("tensorflow" in sys.modules)
+"""
+
+
+def test_evaluate_called_as_a_library_hides_tensorflow_only_while_it_runs():
+    completed = subprocess.run([sys.executable, "-c", LIBRARY_CALL], capture_output=True,
+                               text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    during, after = completed.stdout.strip().splitlines()[-2:]
+    if BACKEND == "tensorflow":
+        assert during.startswith("True") and after == "True"
+    else:
+        # Not imported by the evaluation, and Keras' flag back to "not checked yet".
+        assert during == "False None"
+        assert after == str(_tensorflow_installed())
+
+
+def _tensorflow_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
