@@ -14,10 +14,10 @@ caller then uses Keras' own:
   losses on a single-output model without regularisation losses.
 * `native_adam(optimizer)`: `optimizer.apply` for a plain `keras.optimizers.Adam`.
 
-Each follows Keras' torch backend (keras/src/backend/torch) operation for
-operation, so results agree with Keras' to float rounding (bit for bit on the
-tested networks); `tests/test_training/test_torch_native.py` compares each with
-Keras'. Imported on the torch backend only.
+Each runs the torch operations Keras' torch backend (keras/src/backend/torch)
+runs, in the same order and memory layout, so values and gradients are Keras'
+bit for bit (`tests/test_training/test_torch_native.py` compares each with
+Keras'), and a run's numbers do not change. Imported on the torch backend only.
 """
 
 import keras
@@ -96,6 +96,7 @@ def _convolution(layer):
     kernel, bias = layer._kernel, layer.bias
     # Keras' kernel is (*spatial, in / groups, out); torch's (out, in / groups, *spatial).
     kernel_order = (rank + 1, rank, *range(rank))
+    bias_shape = (1,) * (rank + 1) + (-1,) if channels_last else (1, -1) + (1,) * rank
 
     def call(inputs):
         weights = kernel.value.permute(kernel_order)
@@ -105,12 +106,13 @@ def _convolution(layer):
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
                 weights = weights.contiguous(memory_format=torch.channels_last)
         outputs = function(
-            inputs, weights, None if bias is None else bias.value,
-            stride=layer.strides, padding=padding, dilation=layer.dilation_rate,
-            groups=layer.groups,
+            inputs, weights, stride=layer.strides, padding=padding,
+            dilation=layer.dilation_rate, groups=layer.groups,
         )
         if channels_last:
             outputs = outputs.permute(_to_channels_last(rank))
+        if bias is not None:
+            outputs = outputs + bias.value.reshape(bias_shape)
         return outputs if activation is None else activation(outputs)
 
     return call
@@ -172,8 +174,16 @@ def native_call(layer):
     return builder(layer)
 
 
-# Losses: the mean over the batch ("sum_over_batch_size", Keras' default) of
-# keras-tl's compiled losses (`keras_tl.training.fit.loss_for`).
+# Losses: keras-tl's compiled losses (`keras_tl.training.fit.loss_for`), per
+# sample as Keras' torch backend computes them, then Keras' default reduction
+# ("sum_over_batch_size": the sum over the per-sample losses divided by their
+# number), so values and gradients come out as Keras' do.
+
+
+def _over_batch(values):
+    import torch
+
+    return torch.sum(values) / values.numel()
 
 
 def _sparse_categorical_crossentropy(labels, logits):
@@ -181,23 +191,25 @@ def _sparse_categorical_crossentropy(labels, logits):
 
     if logits.ndim != 2 or labels.ndim != 1:
         return None
-    return F.cross_entropy(logits, labels.long())
+    return _over_batch(F.cross_entropy(logits, labels.long(), reduction="none"))
 
 
 def _binary_crossentropy(labels, logits):
+    import torch
     import torch.nn.functional as F
 
     if labels.shape != logits.shape or labels.dtype != logits.dtype:
         return None
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    values = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return _over_batch(torch.mean(values, dim=-1))
 
 
 def _mean_squared_error(labels, predictions):
-    import torch.nn.functional as F
+    import torch
 
     if labels.shape != predictions.shape or labels.dtype != predictions.dtype:
         return None
-    return F.mse_loss(predictions, labels)
+    return _over_batch(torch.mean(torch.square(labels - predictions), dim=-1))
 
 
 def _loss_function(loss):
