@@ -12,7 +12,7 @@ from keras_tl.errors import ConfigError
 from keras_tl.scores.task_metrics import compute_metrics
 from keras_tl.training.augment import Augmenter
 from keras_tl.training.distribution import fitting
-from keras_tl.training.loops import training_loop
+from keras_tl.training.loops import EpochGroups, training_loop
 
 PREDICT_BATCH_SIZE = 1024
 
@@ -130,7 +130,9 @@ def fit(model, task, settings, seed):
     of `settings.batch_size` (the last one smaller); dropout draws from Keras'
     generators, seeded here too. The backend's training loop
     (`keras_tl.training.loops`) runs the epoch's steps without Keras' per-call
-    overhead where it can (`train_on_batch` otherwise). With
+    overhead where it can (`train_on_batch` otherwise), several epochs in one
+    call unless early stopping or the progress bar watches every epoch
+    (`keras_tl.training.loops.EpochGroups`; the training is the same). With
     `settings.augment`, each training batch goes through the augmentation layers
     (seeded from `seed`) first; the val loss of early stopping reads the inputs
     as they are. `Model.fit` would give the same training but builds a data
@@ -161,18 +163,25 @@ def fit(model, task, settings, seed):
     loop = training_loop(model, augment)
     model.stop_training = False
     losses = []
+    # Early stopping reads the weights after every epoch, and Keras' progress
+    # bar draws every epoch: then one epoch per loop call.
+    groups = EpochGroups(settings.epochs, settings.patience is not None or settings.verbose != 0)
     with fitting((len(y), batch_size)):
         callback_list.on_train_begin()
-        for epoch in range(settings.epochs):
+        while groups.remaining and not model.stop_training:
+            epoch = len(losses)
             callback_list.on_epoch_begin(epoch)
-            order = order_generator.permutation(len(y))
-            logs = {"loss": loop.run_epoch(x, y, order, batch_size, callback_list)}
-            if settings.patience is not None:
-                logs["val_loss"] = _mean_loss(model, task.x_val, task.kind, task.y_val)
-            losses.append(logs["loss"])
-            callback_list.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
+            orders = [order_generator.permutation(len(y)) for _ in range(groups.next())]
+            group_losses = loop.run_epochs(x, y, orders, batch_size, callback_list)
+            groups.done(len(group_losses))
+            for offset, loss in enumerate(group_losses):
+                if offset:  # The group's first epoch began before the call.
+                    callback_list.on_epoch_begin(epoch + offset)
+                logs = {"loss": loss}
+                if settings.patience is not None:
+                    logs["val_loss"] = _mean_loss(model, task.x_val, task.kind, task.y_val)
+                losses.append(loss)
+                callback_list.on_epoch_end(epoch + offset, logs)
         callback_list.on_train_end()
     for epoch, loss in enumerate(losses, start=1):
         if not math.isfinite(loss):

@@ -67,8 +67,9 @@ def _train(make_loop, build, data, batch_size=16, epochs=3, prepare=None):
     callbacks = keras.callbacks.CallbackList([], model=model)
     callbacks.on_train_begin()
     orders = np.random.default_rng(0)
-    losses = [loop.run_epoch(x, y, orders.permutation(len(y)), batch_size, callbacks)
-              for _ in range(epochs)]
+    losses = [loss for _ in range(epochs)
+              for loss in loop.run_epochs(x, y, [orders.permutation(len(y))], batch_size,
+                                          callbacks)]
     return model, losses, loop
 
 
@@ -214,3 +215,105 @@ def test_the_backend_loop_trains_a_masked_sequence_model_like_train_on_batch():
     tokens[:, 4:] = 0  # Padding.
     labels = rng.integers(0, 5, size=48)
     _assert_same_training(_masked_sequence_net, (tokens, labels))
+
+
+def test_epochs_in_one_call_train_exactly_as_one_call_per_epoch(data):
+    x, y = data
+    rng = np.random.default_rng(1)
+    orders = [rng.permutation(len(y)) for _ in range(4)]
+    trained = []
+    for grouping in ([4], [1, 1, 1, 1], [1, 3]):
+        model = _small_cnn(dropout=0.3)
+        compile_model(model, "classification", "adam", 0.01)
+        loop = loops.training_loop(model)
+        callbacks = keras.callbacks.CallbackList([], model=model)
+        callbacks.on_train_begin()
+        losses, done = [], 0
+        for count in grouping:
+            losses += loop.run_epochs(x, y, orders[done:done + count], 16, callbacks)
+            done += count
+        trained.append((losses, model.get_weights()))
+    (losses, weights), others = trained[0], trained[1:]
+    assert len(losses) == 4
+    for other_losses, other_weights in others:
+        np.testing.assert_allclose(other_losses, losses, rtol=1e-6)
+        for received, expected in zip(other_weights, weights):
+            np.testing.assert_array_equal(received, expected)
+
+
+def test_epoch_batches_cut_each_epoch_and_calls_keep_batches_whole():
+    orders = [np.arange(5), np.arange(5, 10)]
+    batches = list(loops.epoch_batches(orders, 2))
+    assert [(epoch, rows.tolist()) for epoch, rows in batches] == [
+        (0, [0, 1]), (0, [2, 3]), (0, [4]), (1, [5, 6]), (1, [7, 8]), (1, [9])]
+    x = np.zeros((10, 4), dtype="float32")  # 16 bytes a row.
+    # 64 bytes a call: 4 rows, never a batch cut in two.
+    sizes = [[len(rows) for _, rows in call] for call in loops.calls(x, batches, 64)]
+    assert sizes == [[2, 2], [1, 2], [2, 1]]
+    assert [len(call) for call in loops.calls(x, batches)] == [6]
+
+
+def test_epoch_means_weigh_each_step_by_its_rows():
+    batches = [(0, [0, 1, 2]), (0, [3]), (1, [4, 5])]
+    # Epoch 0: (3 * 1.0 + 1 * 5.0) / 4 = 2.0; epoch 1: 0.5.
+    assert loops.epoch_means(2, [1.0, 5.0, 0.5], batches) == [2.0, 0.5]
+    # A stopped call: only the epochs that ran.
+    assert loops.epoch_means(2, [1.0], batches[:1]) == [1.0]
+
+
+def test_epoch_groups_run_one_epoch_a_call_while_epochs_are_watched():
+    groups = loops.EpochGroups(5, per_epoch=True, seconds=1e9)
+    counts = []
+    while groups.remaining:
+        counts.append(groups.next())
+        groups.done(counts[-1])
+    assert counts == [1, 1, 1, 1, 1]
+
+
+def test_epoch_groups_start_with_one_epoch_then_fill_the_time_they_aim_at():
+    groups = loops.EpochGroups(50, per_epoch=False, seconds=1e9)
+    assert groups.next() == 1
+    groups.done(1)
+    assert groups.next() == 49  # Never more than remain.
+    groups = loops.EpochGroups(50, per_epoch=False, seconds=0.0)
+    groups.next()
+    groups.done(1)
+    assert groups.next() == 1  # At least one.
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(("begin", epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(("end", epoch, round(logs["loss"], 6)))
+
+
+def test_fit_with_epochs_grouped_trains_and_reports_epochs_as_one_per_call(monkeypatch):
+    from keras_tl.training import fit as fit_module
+
+    task = load_task("digits:parity").subsample(40, seed=0)
+    runs = []
+    for per_epoch in (False, True):
+        if per_epoch:
+            class PerEpoch(loops.EpochGroups):
+                def __init__(self, epochs, per_epoch, seconds=1.0):
+                    super().__init__(epochs, True, seconds)
+
+            monkeypatch.setattr(fit_module, "EpochGroups", PerEpoch)
+        model = _small_cnn()
+        compile_model(model, "classification", "adam", 0.01)
+        log = _EpochLog()
+        settings = fit_module.FitSettings(epochs=6, batch_size=16, callbacks=(log,))
+        assert fit_module.fit(model, task, settings, seed=4) == 6
+        runs.append((log.events, model.get_weights()))
+    (grouped_events, grouped), (events, weights) = runs
+    assert grouped_events == events
+    assert [event[:2] for event in events] == [
+        (kind, epoch) for epoch in range(6) for kind in ("begin", "end")]
+    for received, expected in zip(grouped, weights):
+        np.testing.assert_array_equal(received, expected)

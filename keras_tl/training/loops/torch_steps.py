@@ -21,7 +21,7 @@ import inspect
 import keras
 import numpy as np
 
-from keras_tl.training.loops import StepLoop, all_layers, build_for_training
+from keras_tl.training.loops import StepLoop, all_layers, build_for_training, epoch_means
 from keras_tl.training.loops.torch_native import native_adam, native_call, native_loss
 
 
@@ -146,33 +146,36 @@ class TorchStepLoop:
             loss = self.model.compute_loss(x=inputs, y=labels, y_pred=predictions, training=True)
         return loss
 
-    def run_epoch(self, x, y, order, batch_size, callbacks):
-        """Trains one epoch over the rows of `order`; returns the mean loss per row."""
+    def run_epochs(self, x, y, orders, batch_size, callbacks):
+        """Trains one epoch per row order; returns each epoch's mean loss per row
+        (fewer when a callback stops the training)."""
         import torch
 
         model = self.model
-        build_for_training(model, x[order[:batch_size]], y[order[:batch_size]])
+        build_for_training(model, x[orders[0][:batch_size]], y[orders[0][:batch_size]])
         if not self.checked:
-            self._prepare(x[order[:batch_size]])
+            self._prepare(x[orders[0][:batch_size]])
         if self.fallback is not None:
-            return self.fallback.run_epoch(x, y, order, batch_size, callbacks)
-        losses = []
-        for step, start in enumerate(range(0, len(order), batch_size)):
-            rows = order[start:start + batch_size]
-            callbacks.on_train_batch_begin(step)
-            inputs = keras.ops.convert_to_tensor(x[rows])
-            labels = keras.ops.convert_to_tensor(y[rows])
-            model.zero_grad()
-            loss = self._loss(inputs, labels, self.forward(inputs, True))
-            trainable = model.trainable_weights[:]
-            if trainable:
-                model.optimizer.scale_loss(loss).backward()
-                with torch.no_grad():
-                    self.update([v.value.grad for v in trainable], trainable)
-            losses.append((loss.detach(), len(rows)))
-            callbacks.on_train_batch_end(step, {"loss": loss.detach()})
+            return self.fallback.run_epochs(x, y, orders, batch_size, callbacks)
+        losses, batches = [], []
+        for epoch, order in enumerate(orders):
+            for step, start in enumerate(range(0, len(order), batch_size)):
+                rows = order[start:start + batch_size]
+                callbacks.on_train_batch_begin(step)
+                inputs = keras.ops.convert_to_tensor(x[rows])
+                labels = keras.ops.convert_to_tensor(y[rows])
+                model.zero_grad()
+                loss = self._loss(inputs, labels, self.forward(inputs, True))
+                trainable = model.trainable_weights[:]
+                if trainable:
+                    model.optimizer.scale_loss(loss).backward()
+                    with torch.no_grad():
+                        self.update([v.value.grad for v in trainable], trainable)
+                losses.append(loss.detach())
+                batches.append((epoch, rows))
+                callbacks.on_train_batch_end(step, {"loss": loss.detach()})
+                if model.stop_training:
+                    break
             if model.stop_training:
                 break
-        values = torch.stack([loss for loss, _ in losses]).cpu().numpy()
-        rows = np.array([count for _, count in losses], dtype="float64")
-        return float(np.sum(values.astype("float64") * rows) / rows.sum())
+        return epoch_means(len(orders), torch.stack(losses).cpu().numpy(), batches)
