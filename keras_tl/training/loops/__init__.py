@@ -17,7 +17,9 @@ loss per row:
   `tf.function` runs all the call's epochs (a graph loop over the batches,
   calling `Model.train_step`), as `Model.fit` does with `steps_per_execution`.
 * `keras_tl.training.loops.torch_steps.TorchStepLoop`: Keras' torch training
-  step with each layer's `call` run directly, without `Layer.__call__`.
+  step with each layer's `call` run directly, without `Layer.__call__`, and
+  common layers, keras-tl's losses and Adam as the torch functions Keras would
+  call (`keras_tl.training.loops.torch_native`).
 
 Every loop runs the same `train_step` on the same batches in the same order, so
 the trained weights agree to float tolerance, and do not depend on how the

@@ -8,7 +8,10 @@ as Keras' torch `train_step` (forward in training mode, `Model.compute_loss`,
 `backward`, `optimizer.apply`) but walks the functional graph calling each
 layer's `call` directly, through the graph runner that Keras' own functional
 `call` uses (`Function._run_through_graph`, internal: see
-`tests/test_training/test_loops.py`).
+`tests/test_training/test_loops.py`). The layers, loss and Adam update that
+`keras_tl.training.loops.torch_native` covers run as the torch functions
+Keras' torch backend would call, without `keras.ops` (same results, bit for
+bit): the step then takes 1.9-2.0 ms instead of 2.5-3.1 ms.
 
 It applies to functional models under the float32 dtype policy whose layers
 add no activity-regularisation loss; on its first batch it checks that its
