@@ -317,3 +317,48 @@ def test_fit_with_epochs_grouped_trains_and_reports_epochs_as_one_per_call(monke
         (kind, epoch) for epoch in range(6) for kind in ("begin", "end")]
     for received, expected in zip(grouped, weights):
         np.testing.assert_array_equal(received, expected)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the direct forward is the torch loop's")
+def test_a_torch_layer_adding_a_loss_in_call_trains_through_train_on_batch(data):
+    class Penalised(keras.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(0.1 * keras.ops.mean(keras.ops.square(inputs)))
+            return inputs
+
+    def build():
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((8, 8, 1))
+        hidden = Penalised()(keras.layers.Flatten()(inputs))
+        return keras.Model(inputs, keras.layers.Dense(5, name="head")(hidden))
+
+    model = build()
+    compile_model(model, "classification", "adam", 0.01)
+    loop = loops.training_loop(model)
+    callbacks = keras.callbacks.CallbackList([], model=model)
+    callbacks.on_train_begin()
+    x, y = data
+    loop.run_epochs(x, y, [np.arange(len(y))], 16, callbacks)
+    # Direct calls would not clear the layer's losses between steps.
+    assert type(loop.fallback) is loops.StepLoop
+
+
+def test_a_regularizer_set_after_the_first_epoch_is_in_the_loss(data):
+    x, y = data
+    runs = []
+    for make_loop in (loops.training_loop, loops.StepLoop):
+        model = _small_cnn()
+        compile_model(model, "classification", "adam", 0.01)
+        loop = make_loop(model)
+        callbacks = keras.callbacks.CallbackList([], model=model)
+        callbacks.on_train_begin()
+        order = np.arange(len(y))
+        losses = loop.run_epochs(x, y, [order], 16, callbacks)
+        for variable in model.get_layer("fc1").trainable_weights:
+            variable.regularizer = L2SP(5.0, np.zeros(variable.shape, "float32"))
+        losses += loop.run_epochs(x, y, [order], 16, callbacks)
+        runs.append((losses, model.get_weights()))
+    (fast_losses, fast), (step_losses, steps) = runs
+    np.testing.assert_allclose(fast_losses, step_losses, rtol=1e-5, atol=1e-6)
+    for received, expected in zip(fast, steps):
+        np.testing.assert_allclose(received, expected, rtol=1e-4, atol=1e-5)

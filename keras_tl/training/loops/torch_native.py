@@ -36,7 +36,7 @@ def _activation(layer):
 
 def _plain_weights(layer):
     """Whether the layer's kernel is its stored float32 variable (no LoRA, no
-    quantization) and it adds no activity regularisation."""
+    quantization)."""
     return (
         not getattr(layer, "lora_enabled", False)
         and getattr(layer, "quantization_mode", None) is None
@@ -261,8 +261,11 @@ def native_adam(optimizer):
     beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
 
     def apply(grads, variables):
-        if any(grad is None for grad in grads) or any(v.constraint for v in variables):
-            optimizer.apply(grads, variables)
+        if any(grad is None for grad in grads) or any(
+            v.constraint is not None or getattr(v, "overwrite_with_gradient", False)
+            for v in variables
+        ):
+            optimizer.apply(grads, variables)  # What Keras does for these, as it does it.
             return
         indices = [optimizer._get_variable_index(variable) for variable in variables]
         values = [variable.value for variable in variables]

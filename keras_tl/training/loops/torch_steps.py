@@ -118,13 +118,18 @@ class TorchStepLoop:
 
     def _check(self, x):
         """Whether the direct forward gives the model's own outputs on `x`
-        (every output, for a model with several)."""
+        (every output, for a model with several) and adds no loss: a layer that
+        calls `add_loss` in `call` needs `Layer.__call__`, which clears the
+        previous step's."""
         import torch
 
         try:
             with torch.no_grad():
                 expected = keras.tree.flatten(self.model(x, training=False))
+                losses = len(self.model.losses)
                 received = keras.tree.flatten(self.forward(x, False))
+                if len(self.model.losses) != losses:
+                    return False
         except Exception:  # Anything the direct calls cannot run: train as Keras does.
             return False
         return len(expected) == len(received) and all(
@@ -143,8 +148,8 @@ class TorchStepLoop:
         self.loss = native_loss(self.model)
         self.update = native_adam(self.model.optimizer) or self.model.optimizer.apply
 
-    def _loss(self, inputs, labels, predictions):
-        loss = None if self.loss is None else self.loss(labels, predictions)
+    def _loss(self, inputs, labels, predictions, native):
+        loss = self.loss(labels, predictions) if native else None
         if loss is None:
             loss = self.model.compute_loss(x=inputs, y=labels, y_pred=predictions, training=True)
         return loss
@@ -160,6 +165,9 @@ class TorchStepLoop:
             self._prepare(x[orders[0][:batch_size]])
         if self.fallback is not None:
             return self.fallback.run_epochs(x, y, orders, batch_size, callbacks)
+        # A regularizer set after the first epoch: its penalty is in Keras' loss.
+        native = self.loss is not None and not any(
+            variable.regularizer is not None for variable in model.trainable_weights)
         losses, batches = [], []
         for epoch, order in enumerate(orders):
             for step, start in enumerate(range(0, len(order), batch_size)):
@@ -168,7 +176,7 @@ class TorchStepLoop:
                 inputs = keras.ops.convert_to_tensor(x[rows])
                 labels = keras.ops.convert_to_tensor(y[rows])
                 model.zero_grad()
-                loss = self._loss(inputs, labels, self.forward(inputs, True))
+                loss = self._loss(inputs, labels, self.forward(inputs, True), native)
                 trainable = model.trainable_weights[:]
                 if trainable:
                     model.optimizer.scale_loss(loss).backward()
