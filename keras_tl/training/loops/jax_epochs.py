@@ -4,10 +4,10 @@ Keras' JAX trainer copies every variable back into the model after each
 `train_on_batch` (2.1 ms a step for `small_cnn` on 2 CPU cores, against 0.9 ms
 with this loop); `Model.fit` threads the state through its compiled step instead and
 writes it back once per epoch. This loop does what `Model.fit` does, on
-keras-tl's own batches, for all the epochs of a call: the model's public `train_step(state, data)` (the
-documented way to customise `fit` on JAX), compiled once per model, called once
-per batch with the state of the previous call. (A whole epoch under
-`jax.lax.scan` was slower on CPU: 3.0 ms a step.)
+keras-tl's own batches, for all the epochs of a call: the model's public
+`train_step(state, data)` (the documented way to customise `fit` on JAX),
+compiled once per model, called once per batch with the state of the previous
+call. (A whole epoch under `jax.lax.scan` was slower on CPU: 3.0 ms a step.)
 
 An epoch's last, smaller batch would compile the step a second time (0.5 s for
 `small_cnn`). Unless the model has a BatchNormalization layer in training mode
