@@ -133,6 +133,25 @@ def epoch_means(epochs, step_losses, batches):
     return (totals[ran] / counts[ran]).tolist()
 
 
+def run_steps(model, train_step, orders, batch_size, callbacks):
+    """Runs `train_step(rows) -> loss` on every batch of the epochs, with Keras'
+    batch hooks around each step (the batch's index within its epoch), until
+    the last batch or until a callback stops the training; returns the steps'
+    losses and their `(epoch, rows)` batches (for `epoch_means`)."""
+    losses, batches = [], []
+    for epoch, order in enumerate(orders):
+        for step, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start:start + batch_size]
+            callbacks.on_train_batch_begin(step)
+            loss = train_step(rows)
+            losses.append(loss)
+            batches.append((epoch, rows))
+            callbacks.on_train_batch_end(step, {"loss": loss})
+            if model.stop_training:
+                return losses, batches
+    return losses, batches
+
+
 class EpochGroups:
     """How many epochs `fit` asks the loop to run in one call.
 
@@ -207,20 +226,11 @@ class StepLoop:
     def run_epochs(self, x, y, orders, batch_size, callbacks):
         """Trains one epoch per row order; returns each epoch's mean loss per row
         (fewer when a callback stops the training)."""
-        losses = []
-        for order in orders:
-            total, seen = 0.0, 0
-            for step, start in enumerate(range(0, len(order), batch_size)):
-                rows = order[start:start + batch_size]
-                callbacks.on_train_batch_begin(step)
-                inputs = x[rows] if self.augment is None else self.augment(x[rows])
-                logs = self.model.train_on_batch(inputs, y[rows], return_dict=True)
-                loss = float(logs["loss"])
-                total, seen = total + loss * len(rows), seen + len(rows)
-                callbacks.on_train_batch_end(step, {"loss": loss})
-                if self.model.stop_training:
-                    break
-            losses.append(total / seen)
-            if self.model.stop_training:
-                break
-        return losses
+
+        def train_step(rows):
+            inputs = x[rows] if self.augment is None else self.augment(x[rows])
+            logs = self.model.train_on_batch(inputs, y[rows], return_dict=True)
+            return float(logs["loss"])
+
+        losses, batches = run_steps(self.model, train_step, orders, batch_size, callbacks)
+        return epoch_means(len(orders), losses, batches)

@@ -72,8 +72,9 @@ class TensorFlowEpochLoop:
         step_losses = []
         for call in calls(x, batches):
             rows = np.concatenate([rows for _, rows in call])
-            stops = np.cumsum([len(rows) for _, rows in call]).astype("int32")
-            starts = stops - np.array([len(rows) for _, rows in call], dtype="int32")
+            sizes = np.array([len(rows) for _, rows in call], dtype="int32")
+            stops = np.cumsum(sizes, dtype="int32")
+            starts = stops - sizes
             inputs, labels = x[rows], y[rows]
             run = self._function(inputs, labels)
             step_losses.append(run(tf.constant(inputs), tf.constant(labels),

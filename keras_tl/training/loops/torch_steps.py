@@ -24,7 +24,9 @@ import inspect
 import keras
 import numpy as np
 
-from keras_tl.training.loops import StepLoop, all_layers, build_for_training, epoch_means
+from keras_tl.training.loops import (
+    StepLoop, all_layers, build_for_training, epoch_means, run_steps,
+)
 from keras_tl.training.loops.torch_native import native_adam, native_call, native_loss
 
 
@@ -165,28 +167,21 @@ class TorchStepLoop:
             self._prepare(x[orders[0][:batch_size]])
         if self.fallback is not None:
             return self.fallback.run_epochs(x, y, orders, batch_size, callbacks)
+        trainable = model.trainable_weights
         # A regularizer set after the first epoch: its penalty is in Keras' loss.
         native = self.loss is not None and not any(
-            variable.regularizer is not None for variable in model.trainable_weights)
-        losses, batches = [], []
-        for epoch, order in enumerate(orders):
-            for step, start in enumerate(range(0, len(order), batch_size)):
-                rows = order[start:start + batch_size]
-                callbacks.on_train_batch_begin(step)
-                inputs = keras.ops.convert_to_tensor(x[rows])
-                labels = keras.ops.convert_to_tensor(y[rows])
-                model.zero_grad()
-                loss = self._loss(inputs, labels, self.forward(inputs, True), native)
-                trainable = model.trainable_weights[:]
-                if trainable:
-                    model.optimizer.scale_loss(loss).backward()
-                    with torch.no_grad():
-                        self.update([v.value.grad for v in trainable], trainable)
-                losses.append(loss.detach())
-                batches.append((epoch, rows))
-                callbacks.on_train_batch_end(step, {"loss": loss.detach()})
-                if model.stop_training:
-                    break
-            if model.stop_training:
-                break
+            variable.regularizer is not None for variable in trainable)
+
+        def train_step(rows):
+            inputs = keras.ops.convert_to_tensor(x[rows])
+            labels = keras.ops.convert_to_tensor(y[rows])
+            model.zero_grad()
+            loss = self._loss(inputs, labels, self.forward(inputs, True), native)
+            if trainable:
+                model.optimizer.scale_loss(loss).backward()
+                with torch.no_grad():
+                    self.update([v.value.grad for v in trainable], trainable)
+            return loss.detach()
+
+        losses, batches = run_steps(model, train_step, orders, batch_size, callbacks)
         return epoch_means(len(orders), torch.stack(losses).cpu().numpy(), batches)
