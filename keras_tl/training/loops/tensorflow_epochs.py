@@ -8,7 +8,7 @@ in one graph call instead. This loop does that on keras-tl's own batches: the
 model's public `train_step(data)` in a graph loop over the batches of all the
 call's epochs (each batch a slice given by its start and stop), compiled with
 XLA when the model is (`jit_compile`), traced once per model for any number of
-rows (a trace per new shape cost more than grouping saved: 0.3-0.6 s each).
+rows (a trace per new shape cost more than grouping saved: 0.3-0.4 s each).
 Inputs beyond 64 MB, or read from disk, go in several calls
 (`keras_tl.training.loops.calls`).
 """
@@ -35,7 +35,7 @@ class TensorFlowEpochLoop:
     def _function(self, x, y):
         """The graph function for inputs and labels like `x` and `y`, traced once
         for any number of rows, so that calls of one epoch and of many share it
-        (a trace costs 0.3-0.6 s)."""
+        (a trace costs 0.3-0.4 s)."""
         tf = self._tf
         specs = (
             tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),

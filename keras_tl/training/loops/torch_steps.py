@@ -11,7 +11,7 @@ layer's `call` directly, through the graph runner that Keras' own functional
 `tests/test_training/test_loops.py`). The layers, loss and Adam update that
 `keras_tl.training.loops.torch_native` covers run as the torch functions
 Keras' torch backend would call, without `keras.ops` (same results, bit for
-bit): the step then takes 1.9-2.0 ms instead of 2.5-3.1 ms.
+bit): the step then takes 1.9-2.0 ms instead of 2.7-3.1 ms.
 
 It applies to functional models under the float32 dtype policy whose layers
 add no activity-regularisation loss; on its first batch it checks that its
