@@ -253,6 +253,10 @@ def experiment_config(args):
 def run_keras_tl(args):
     """The same protocol through `keras_tl.evaluate`; returns the same fields."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.workers > 1:  # As the CLI does: this process trains beside the workers.
+        from keras_tl.backend import limit_threads, threads_per_process
+
+        limit_threads(threads_per_process(args.workers))
     import keras  # noqa: F401  (imported before the clock starts, like the plain side)
 
     import keras_tl

@@ -117,6 +117,15 @@ def _import_keras_quietly():
     without_tensorflow()  # This process is keras-tl's own.
 
 
+def _share_cores(executor, workers):
+    """With worker processes, caps this process's threads as the spawned ones'
+    (before keras is imported): this process trains beside them."""
+    if executor == "process" or (executor is None and workers is not None and workers > 1):
+        from keras_tl.backend import limit_threads, threads_per_process
+
+        limit_threads(threads_per_process(max(1, workers or os.cpu_count() or 1)))
+
+
 backend_option = click.option(
     "--backend",
     type=str,
@@ -195,9 +204,10 @@ def tasks():
               help="Where trials run: in this process, in worker processes, or on a Ray "
                    "cluster (default: serial, or process with --workers > 1).")
 @click.option("--workers", type=int, default=None,
-              help="Workers: this process and N-1 spawned ones, or Ray actors with "
-                   "--executor ray (default: 1 for serial, else one per CPU, or per "
-                   "--gpus-per-trial GPUs on Ray).")
+              help="Workers: this process and N-1 spawned ones, each with cores/N "
+                   "compute threads, or Ray actors with --executor ray (default: 1 "
+                   "for serial, else one per CPU, or per --gpus-per-trial GPUs on "
+                   "Ray).")
 @click.option("--address", default=None,
               help="With --executor ray: the cluster, auto or ray://HOST:PORT (default: "
                    "$RAY_ADDRESS, else a local Ray).")
@@ -228,6 +238,7 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
         raise ConfigError(
             f"gpus_per_trial: expected a finite number >= 0, received {gpus_per_trial}"
         )
+    _share_cores(executor, workers)
     _import_keras_quietly()
     from keras_tl.experiment.run import evaluate as run
     from keras_tl.report.text import format_summary

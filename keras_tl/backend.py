@@ -212,15 +212,66 @@ def thread_limits(threads):
     TensorFlow's intra- and inter-op pools and XLA's CPU thread pool (jax).
     """
     threads = str(int(threads))
+    # Without an earlier call's thread flags: XLA_FLAGS is part of the key of
+    # jax's compilation cache, which a driver and its workers then share.
+    flags = " ".join(
+        flag for flag in os.environ.get("XLA_FLAGS", "").split()
+        if not flag.startswith(_THREAD_FLAGS)
+    )
     return {
         "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
         "TF_NUM_INTRAOP_THREADS": threads,
         "TF_NUM_INTEROP_THREADS": threads,
-        "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+        "XLA_FLAGS": (flags + " --xla_cpu_multi_thread_eigen=false "
                       f"intra_op_parallelism_threads={threads}").strip(),
     }
+
+
+_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads=")
+
+
+def threads_per_process(processes):
+    """The compute threads each of `processes` processes gets on this machine's
+    cores (at least 1): spawned workers and the driver beside them alike."""
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
+def limit_threads(threads):
+    """Caps this process's compute threads at `threads`, through the variables
+    of `thread_limits` that the environment does not set already.
+
+    Call it before keras is imported: for a driver that trains beside spawned
+    workers (the CLI with `--workers N`). A small network's step gains little
+    from a second thread, and two threads per process on too few cores leave
+    the workers waiting: torch's idle OpenMP threads spin.
+    """
+    for name, value in thread_limits(threads).items():
+        if name not in os.environ or (
+            name == "XLA_FLAGS" and "xla_cpu_multi_thread_eigen" not in os.environ[name]
+        ):
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def torch_threads(threads):
+    """Caps torch's intra-op threads at `threads` inside the block (torch only:
+    TensorFlow and XLA fix their thread pools when they start). For a driver
+    that trains beside spawned workers in a process keras-tl does not own."""
+    import keras
+
+    if keras.config.backend() != "torch":
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(previous, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def import_keras_quietly():

@@ -8,6 +8,7 @@ one job per (source, seed), before any trial starts.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import importlib.util
 import itertools
@@ -16,6 +17,7 @@ import multiprocessing
 import os
 import socket
 
+from keras_tl.backend import threads_per_process, torch_threads
 from keras_tl.config.paths import absolute_paths
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.experiment.worker import (
@@ -132,14 +134,16 @@ class ProcessExecutor:
     The spawned processes start when the executor is made (they import keras
     and plan the experiment while the driver plans it too); the driver, which
     has done both already, is a worker as well (`plan_ready`), so none of its
-    time goes to waiting. Source models are trained first, one job per
-    (source, seed), and saved to the cache folder; then each condition's trials
-    (its seeds) go to one worker, so a worker compiles a condition's training
-    step once and reuses it for every seed; a worker that has run all of its
-    own takes the last seeds of the busiest one. Each trial is still its own
-    job: its record comes back (and is stored) as soon as it finishes, a
-    spawned worker's while the driver runs one of its own trials at the latest
-    when that trial ends.
+    time goes to waiting, and a spawned worker gets jobs only once it has
+    started. Every process computes with `threads` threads (the driver's torch
+    threads too, for the executor's life). Source models are trained first,
+    one job per (source, seed), and saved to the cache folder; then each
+    condition's trials (its seeds) go to one worker, so a worker compiles a
+    condition's training step once and reuses it for every seed; a worker that
+    has run all of its own takes the last seeds of the busiest one. Each trial
+    is still its own job: its record comes back (and is stored) as soon as it
+    finishes, a spawned worker's while the driver runs one of its own trials
+    at the latest when that trial ends.
 
     Args:
         experiment: Experiment.
@@ -149,14 +153,14 @@ class ProcessExecutor:
         run_one: callable. A module-level function that runs one trial; each
             worker imports it by name after choosing its backend.
         unsafe_load: bool. Let the workers load `.keras` files that hold code.
-        threads: int. Threads per spawned worker (default: cores // workers, at
-            least 1).
+        threads: int. Threads per process, the driver's torch threads included
+            (default: cores // workers, at least 1).
     """
 
     def __init__(self, experiment, cache_folder, workers, backend, run_one,
                  unsafe_load=False, threads=None):
         workers = workers or os.cpu_count() or 1
-        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        threads = threads or threads_per_process(workers)
         context = multiprocessing.get_context("spawn")
         arguments = (backend, experiment.to_dict(), cache_folder, threads,
                      reference(run_one), unsafe_load)
@@ -172,9 +176,12 @@ class ProcessExecutor:
         ]
         # Spawns the processes now (pools start them at the first job); a
         # worker that cannot start says why in the result of its first job.
-        for worker in self._workers:
-            worker.submit(worker_ready)
+        self._started = [worker.submit(worker_ready) for worker in self._workers]
         self._local = None
+        # The driver trains too: on torch it shares the cores from now on (the
+        # CLI caps every backend's threads before importing keras).
+        self._threads = contextlib.ExitStack()
+        self._threads.enter_context(torch_threads(threads))
 
     def plan_ready(self, plan):
         """Makes the driver a worker too, once it has planned the experiment."""
@@ -185,37 +192,46 @@ class ProcessExecutor:
         self._sources(_needed_sources(specs))
         yield from self._trials(condition_groups(specs))
 
+    def _ready(self, index):
+        """Whether spawned worker `index` has started (or failed to start: its
+        jobs then fail with the reason)."""
+        return self._started[index].done()
+
     def _sources(self, pairs):
-        """Trains each (source, seed) once: each spawned worker takes one at a
-        time from the end of the list, the driver from the start (all of them
-        while the spawned workers are still starting)."""
+        """Trains each (source, seed) once: the driver takes them from the start
+        of the list, each spawned worker that has started one at a time from the
+        end (a worker still importing keras takes none, so the driver never
+        waits for a source queued behind a start-up)."""
         pending = list(pairs)
         jobs = {}
 
-        def feed(index):
-            if pending:
-                jobs[self._workers[index].submit(worker_source, *pending.pop())] = index
+        def feed():
+            for index in range(len(self._workers)):
+                if pending and self._ready(index) and index not in jobs.values():
+                    jobs[self._workers[index].submit(worker_source, *pending.pop())] = index
 
-        for index in range(len(self._workers)):
-            feed(index)
+        def collect(done):
+            for job in done:
+                job.result()
+                del jobs[job]
+
+        feed()
         while pending:
             self._local.source(*pending.pop(0))
-            for job in [job for job in jobs if job.done()]:
-                job.result()
-                feed(jobs.pop(job))
+            collect([job for job in jobs if job.done()])
+            feed()
         while jobs:
             done, _ = concurrent.futures.wait(
                 jobs, return_when=concurrent.futures.FIRST_COMPLETED
             )
-            for job in done:
-                job.result()
-                feed(jobs.pop(job))
+            collect(done)
 
     def _trials(self, groups):
-        """Runs the trials: each spawned worker holds two (one running, one
-        queued, so it never waits for the driver) and the driver runs one at a
-        time between collecting theirs; each takes from its own conditions, and
-        one that runs out takes the last seeds of the worker with the most left."""
+        """Runs the trials: each spawned worker that has started holds two (one
+        running, one queued, so it never waits for the driver) and the driver runs
+        one at a time between collecting theirs; each takes from its own
+        conditions, and one that runs out takes the last seeds of the worker with
+        the most left (all of them from a worker still starting)."""
         spawned = len(self._workers)
         queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
@@ -226,45 +242,53 @@ class ProcessExecutor:
         def take(index):
             queue = queues[index]
             if not queue:
-                donor = max(queues, key=len)
-                if len(donor) < 2:  # Its own worker takes a last one soon enough.
+                donor = max(range(spawned + 1), key=lambda other: len(queues[other]))
+                # A started worker takes its own last one soon enough.
+                least = 1 if donor < spawned and not self._ready(donor) else 2
+                if len(queues[donor]) < least:
                     return None
-                queue.append(donor.pop())
+                queue.append(queues[donor].pop())
             return queue.pop(0)
 
-        def submit(index):
-            spec = take(index)
-            if spec is not None:
-                future = self._workers[index].submit(worker_trial, spec)
-                running[future] = (next(numbers), index)
+        def top_up():
+            for index in range(spawned):
+                held = sum(1 for _, worker in running.values() if worker == index)
+                while self._ready(index) and held < 2:
+                    spec = take(index)
+                    if spec is None:
+                        break
+                    running[self._workers[index].submit(worker_trial, spec)] = (
+                        next(numbers), index)
+                    held += 1
 
         def finished(futures):
             for future in sorted(futures, key=lambda future: running[future][0]):
-                _, index = running.pop(future)
+                running.pop(future)
                 yield future.result()
-                submit(index)
+            top_up()
 
-        for index in range(spawned):
-            submit(index)
-            submit(index)
+        top_up()
         while True:
             spec = take(spawned)
             if spec is not None:
                 yield self._local.trial(spec)
                 yield from finished([future for future in running if future.done()])
-            elif running:
-                done, _ = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                yield from finished(done)
-            else:
+                continue
+            starting = [self._started[index] for index in range(spawned)
+                        if not self._ready(index) and queues[index]]
+            if not running and not starting:
                 return
+            done, _ = concurrent.futures.wait(
+                [*running, *starting], return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            yield from finished([future for future in done if future in running])
 
     def close(self):
         for worker in self._workers:
             worker.shutdown(wait=True, cancel_futures=True)
         if self._local is not None:
             self._local.close()
+        self._threads.close()
 
 
 class WorkerStartError(RuntimeError):

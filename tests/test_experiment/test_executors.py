@@ -36,29 +36,46 @@ class _InstantWorker:
     def __init__(self, ran):
         self.ran = ran
 
-    def submit(self, function, spec):
-        self.ran.append(spec.seed)
+    def submit(self, function, *job):
+        self.ran.append(job[0].seed if len(job) == 1 else job)
         future = concurrent.futures.Future()
-        future.set_result((spec, self))
+        future.set_result((job[0], self))
         return future
 
 
 class _Driver:
-    """The driver's own worker, stood in for."""
+    """The driver's own worker, stood in for; `on_job` runs before each job."""
 
-    def __init__(self, ran):
-        self.ran = ran
+    def __init__(self, ran, on_job=lambda: None):
+        self.ran, self.on_job = ran, on_job
 
     def trial(self, spec):
+        self.on_job()
         self.ran.append(spec.seed)
         return spec, self
 
+    def source(self, name, seed):
+        self.on_job()
+        self.ran.append((name, seed))
 
-def _scheduled(groups, spawned=1):
+
+def _executor(spawned, ready=True, on_driver_job=lambda started: None):
+    """A ProcessExecutor over stand-ins; `ran[i]` lists what worker i ran (the
+    driver last). With `ready=False` the spawned workers are still starting
+    until `on_driver_job(started)` completes one of their `started` futures."""
     executor = ProcessExecutor.__new__(ProcessExecutor)
     ran = [[] for _ in range(spawned + 1)]
     executor._workers = [_InstantWorker(seeds) for seeds in ran[:-1]]
-    executor._local = _Driver(ran[-1])
+    executor._started = [concurrent.futures.Future() for _ in range(spawned)]
+    if ready:
+        for started in executor._started:
+            started.set_result(None)
+    executor._local = _Driver(ran[-1], lambda: on_driver_job(executor._started))
+    return executor, ran
+
+
+def _scheduled(groups, spawned=1, **options):
+    executor, ran = _executor(spawned, **options)
     records = list(executor._trials(groups))
     return ran, [spec.seed for spec, _ in records]
 
@@ -84,12 +101,50 @@ def test_an_idle_worker_takes_the_last_seeds_of_the_busiest():
     assert sorted(finished) == [0, 1, 2, 3, 4]
 
 
+def test_the_driver_takes_every_trial_while_the_spawned_worker_starts():
+    ran, finished = _scheduled([_group("a", [0, 1, 2]), _group("b", [3, 4])], ready=False)
+    assert ran == [[], [3, 4, 2, 1, 0]]
+    assert sorted(finished) == [0, 1, 2, 3, 4]
+
+
+def test_a_worker_that_has_started_takes_its_own_conditions_again():
+    # It starts while the driver runs its first trial: then it takes the rest
+    # of its own condition, two at a time.
+    def start_after_first_job(started):
+        if not started[0].done():
+            started[0].set_result(None)
+
+    ran, finished = _scheduled([_group("a", [0, 1, 2]), _group("b", [3, 4])],
+                               ready=False, on_driver_job=start_after_first_job)
+    assert ran == [[0, 1, 2], [3, 4]]
+    assert sorted(finished) == [0, 1, 2, 3, 4]
+
+
+def test_sources_go_to_the_driver_while_the_spawned_worker_starts():
+    pairs = [("digits", seed) for seed in range(4)]
+    executor, ran = _executor(1, ready=False)
+    executor._sources(pairs)
+    assert ran == [[], pairs]
+
+
+def test_sources_are_shared_between_started_workers():
+    pairs = [("digits", seed) for seed in range(4)]
+    executor, ran = _executor(1)
+    executor._sources(pairs)
+    # The spawned worker takes from the end, one at a time, the driver from
+    # the start: every source once.
+    assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
+
+
 @pytest.mark.slow
 def test_two_workers_give_the_serial_numbers(
     tiny_experiment, tmp_path, monkeypatch
 ):
     # The workers import the runner by name; spawned processes get this sys.path.
     monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+    # The driver's first trial waits until the spawned worker has started.
+    monkeypatch.setenv("PID_RUNNER_BARRIER", str(tmp_path))
+    monkeypatch.setenv("PID_RUNNER_DRIVER", str(os.getpid()))
     run_trial_recording_pid = importlib.import_module("pid_runner").run_trial_recording_pid
     config = tiny_experiment("process", seeds=3)
     serial = keras_tl.evaluate(config, out=str(tmp_path / "serial"))
