@@ -44,13 +44,16 @@ def user_errors(command):
 
 
 def _select_backend(name):
-    """Chooses the backend before keras is imported; returns its name."""
+    """Chooses the backend before keras is imported (on jax, with compiled
+    programs kept for later runs); returns its name."""
     from keras_tl import backend
 
     if name is None:
         name = backend.active()
         backend.check_name(name)
     backend.require(name)
+    if name == "jax":
+        backend.keep_jax_compilations()
     # TensorFlow's C++ start-up chatter would bury a one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return name

@@ -1,4 +1,4 @@
-"""What is at a path, checked before anything opens it."""
+"""What is at a path, checked before anything opens it; where keras-tl keeps its caches."""
 
 import os
 import stat
@@ -23,3 +23,15 @@ def path_problem(path):
     if not stat.S_ISREG(status.st_mode):
         return "not a regular file (a device, pipe or socket)"
     return None
+
+
+def cache_root():
+    """The folder under which keras-tl keeps what later runs reuse (decoded data,
+    jax's compiled programs): `$KERAS_TL_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/keras-tl`, else `~/.cache/keras-tl`. Delete it to reclaim
+    the space."""
+    folder = os.environ.get("KERAS_TL_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "keras-tl")
+    return os.path.abspath(folder)

@@ -23,6 +23,8 @@ import uuid
 
 import numpy as np
 
+from keras_tl.filesystem import cache_root
+
 # The most input data (float32) a task holds in memory: an image folder or a Python
 # dataset larger than this is written to keras-tl's data cache and read from there
 # a batch at a time (`ondisk`).
@@ -34,20 +36,12 @@ _PROCESS_FILE = re.compile(r"^(?:.+\.)?[a-z]+-(?P<host>[^-]+)-(?P<pid>\d+)-[0-9a
 
 
 def cache_dir():
-    """The folder for keras-tl's on-disk data.
-
-    `$KERAS_TL_CACHE_DIR`, else `$XDG_CACHE_HOME/keras-tl`, else
-    `~/.cache/keras-tl`. Image folders decoded there are reused by later runs and
+    """The folder for keras-tl's on-disk data: `data/` under
+    `keras_tl.filesystem.cache_root()`. Image folders decoded there are reused by later runs and
     worker processes (keyed by file names, sizes and modification times, image
     size and mode); delete the folder to reclaim the space.
     """
-    folder = os.environ.get("KERAS_TL_CACHE_DIR")
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-            os.path.expanduser("~"), ".cache"
-        )
-        folder = os.path.join(base, "keras-tl")
-    folder = os.path.abspath(os.path.join(folder, "data"))
+    folder = os.path.join(cache_root(), "data")
     os.makedirs(folder, exist_ok=True)
     return folder
 
