@@ -34,6 +34,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -253,21 +254,29 @@ def experiment_config(args):
 def run_keras_tl(args):
     """The same protocol through `keras_tl.evaluate`; returns the same fields."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    if args.workers > 1:  # As the CLI does: this process trains beside the workers.
-        from keras_tl.backend import limit_threads, threads_per_process
+    from keras_tl.backend import keep_jax_compilations, limit_threads, threads_per_process
 
+    # As the CLI sets up its process: threads shared with the workers, and on
+    # jax the compilation cache, here in a fresh folder (a first use: nothing
+    # from earlier runs; the workers read what the driver compiled).
+    folder = tempfile.mkdtemp(prefix="bench-sweep-")
+    os.environ["KERAS_TL_CACHE_DIR"] = os.path.join(folder, "cache")
+    if args.backend == "jax":
+        keep_jax_compilations()
+    if args.workers > 1:
         limit_threads(threads_per_process(args.workers))
     import keras  # noqa: F401  (imported before the clock starts, like the plain side)
 
     import keras_tl
     import keras_tl.experiment.run  # noqa: F401
 
-    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder, ChildPeaks() as peaks:
+    with ChildPeaks() as peaks:
         started = time.perf_counter()
         results = keras_tl.evaluate(
             experiment_config(args), out=os.path.join(folder, "run"), workers=args.workers
         )
         work = time.perf_counter() - started
+    shutil.rmtree(folder, ignore_errors=True)
     accuracies = {arm: [] for arm in arm_names()}
     failed = 0
     trial_seconds = 0.0
