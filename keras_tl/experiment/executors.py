@@ -239,13 +239,18 @@ class ProcessExecutor:
         running = {}  # future -> (submission number, worker index)
         numbers = itertools.count()
 
+        def spare(other):
+            """How many of `other`'s queued trials another worker may take: all
+            of a worker still starting, else all but the one it takes next."""
+            if other < spawned and not self._ready(other):
+                return len(queues[other])
+            return len(queues[other]) - 1
+
         def take(index):
             queue = queues[index]
             if not queue:
-                donor = max(range(spawned + 1), key=lambda other: len(queues[other]))
-                # A started worker takes its own last one soon enough.
-                least = 1 if donor < spawned and not self._ready(donor) else 2
-                if len(queues[donor]) < least:
+                donor = max(range(spawned + 1), key=spare)
+                if spare(donor) < 1:
                     return None
                 queue.append(queues[donor].pop())
             return queue.pop(0)
