@@ -289,8 +289,11 @@ class ProcessExecutor:
             yield from finished([future for future in done if future in running])
 
     def close(self):
+        # Not waiting for the spawned processes to exit (a TensorFlow process
+        # takes about a second): they end while the driver writes the results,
+        # and Python waits for them before this process exits.
         for worker in self._workers:
-            worker.shutdown(wait=True, cancel_futures=True)
+            worker.shutdown(wait=False, cancel_futures=True)
         if self._local is not None:
             self._local.close()
         self._threads.close()

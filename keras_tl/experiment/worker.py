@@ -130,10 +130,11 @@ def start_worker(backend, experiment_config, cache_folder, threads, run_one, uns
         run_one: str. `reference()` of the function that runs one trial.
     """
     global _WORKER
-    from keras_tl.backend import thread_limits, without_tensorflow
+    from keras_tl.backend import import_keras_quietly, thread_limits, without_tensorflow
 
     os.environ["KERAS_BACKEND"] = backend
     os.environ.update(thread_limits(threads))
+    import_keras_quietly()  # TensorFlow's start-up notices would fill the CLI's stderr.
     without_tensorflow()  # This process is keras-tl's own.
     from keras_tl.config.schema import load_experiment
     from keras_tl.experiment.plan import plan

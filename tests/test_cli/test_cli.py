@@ -234,6 +234,25 @@ def test_backend_option_is_honoured_before_keras_is_imported(tmp_path, tiny):
     assert len(results["trials"]) == 2
 
 
+def test_a_run_with_a_worker_process_writes_nothing_to_stderr(tmp_path, tiny):
+    # The spawned worker imports keras as quietly as the CLI does: TensorFlow's
+    # start-up notices would otherwise fill the terminal.
+    config = write_config(tmp_path, {**tiny, "name": "workers"})
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_tl_cli", "evaluate", str(config), "--backend",
+         keras.config.backend(), "--workers", "2", "--quiet", "--out", str(tmp_path / "run")],
+        env=subprocess_env(tmp_path / "keras_home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stderr == ""
+    assert len(json.loads((tmp_path / "run" / "results.json").read_text())["trials"]) == 4
+
+
 def test_help_backends_and_tasks_do_not_import_keras_or_a_backend(tmp_path):
     script = (
         "import json, sys\n"
