@@ -279,14 +279,14 @@ class ProcessExecutor:
                 yield self._local.trial(spec)
                 yield from finished([future for future in running if future.done()])
                 continue
-            starting = [self._started[index] for index in range(spawned)
-                        if not self._ready(index) and queues[index]]
-            if not running and not starting:
+            # Nothing left for the driver: what is still queued waits for a
+            # started worker that is running trials already.
+            if not running:
                 return
             done, _ = concurrent.futures.wait(
-                [*running, *starting], return_when=concurrent.futures.FIRST_COMPLETED
+                running, return_when=concurrent.futures.FIRST_COMPLETED
             )
-            yield from finished([future for future in done if future in running])
+            yield from finished(done)
 
     def close(self):
         # Not waiting for the spawned processes to exit (a TensorFlow process
