@@ -288,9 +288,19 @@ def keep_jax_compilations():
     to 0 (jax keeps only programs that took a second or more to compile by
     default; a small network's take 0.02-0.6 s). A cached program is the same
     program: the numbers do not change. `JAX_ENABLE_COMPILATION_CACHE=false`
-    turns it off; deleting the folder empties it.
+    turns it off; deleting the folder empties it. Where the folder cannot be
+    made or written (a read-only home), nothing is kept: jax would warn at
+    its first compilation.
     """
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache_root(), "jax"))
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        folder = os.path.join(cache_root(), "jax")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            return
+        if not os.access(folder, os.W_OK):
+            return
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 

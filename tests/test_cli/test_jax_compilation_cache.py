@@ -30,6 +30,16 @@ def test_compilations_are_kept_beside_the_data_cache(clean_environment, tmp_path
     assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
 
 
+def test_nothing_is_kept_where_the_cache_cannot_be_written(clean_environment, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # A folder cannot be made inside a file (whoever runs the test, root too).
+    clean_environment.setenv("KERAS_TL_CACHE_DIR", str(blocker / "cache"))
+    backend.keep_jax_compilations()
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    assert "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ
+
+
 @pytest.mark.parametrize("variables, expected", [
     ({"KERAS_TL_CACHE_DIR": "mine"}, ("mine",)),
     ({"XDG_CACHE_HOME": "xdg"}, ("xdg", "keras-tl")),
