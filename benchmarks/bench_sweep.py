@@ -34,12 +34,14 @@ import json
 import math
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# keras_tl from this checkout (the plain side never imports it).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULT_PREFIX = "BENCH_SWEEP_RESULT "
 SIDES = ("plain", "keras-tl")
@@ -253,13 +255,16 @@ def experiment_config(args):
 
 def run_keras_tl(args):
     """The same protocol through `keras_tl.evaluate`; returns the same fields."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:
+        return _keras_tl_side(args, folder)
+
+
+def _keras_tl_side(args, folder):
     from keras_tl.backend import keep_jax_compilations, limit_threads, threads_per_process
 
     # As the CLI sets up its process: threads shared with the workers, and on
     # jax the compilation cache, here in a fresh folder (a first use: nothing
     # from earlier runs; the workers read what the driver compiled).
-    folder = tempfile.mkdtemp(prefix="bench-sweep-")
     os.environ["KERAS_TL_CACHE_DIR"] = os.path.join(folder, "cache")
     if args.backend == "jax":
         keep_jax_compilations()
@@ -276,7 +281,6 @@ def run_keras_tl(args):
             experiment_config(args), out=os.path.join(folder, "run"), workers=args.workers
         )
         work = time.perf_counter() - started
-    shutil.rmtree(folder, ignore_errors=True)
     accuracies = {arm: [] for arm in arm_names()}
     failed = 0
     trial_seconds = 0.0
@@ -334,7 +338,9 @@ def run_subprocess(command, args, prefix, name):
     the JSON it printed after `prefix`, plus `process_seconds`, its wall time."""
     env = {**os.environ, "KERAS_BACKEND": args.backend}
     if args.threads:
-        env.update(thread_environment(args.threads))
+        from keras_tl.backend import thread_limits
+
+        env.update(thread_limits(args.threads))
     started = time.perf_counter()
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -347,21 +353,6 @@ def run_subprocess(command, args, prefix, name):
     if result["backend"] != args.backend:
         raise SystemExit(f"{name} ran on {result['backend']}, not {args.backend}")
     return result
-
-
-def thread_environment(threads):
-    """Caps both sides' compute threads (the values keras_tl.backend.thread_limits sets)."""
-    threads = str(int(threads))
-    flags = os.environ.get("XLA_FLAGS", "")
-    return {
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "XLA_FLAGS": f"{flags} --xla_cpu_multi_thread_eigen=false "
-                     f"intra_op_parallelism_threads={threads}".strip(),
-    }
 
 
 def mean_and_standard_error(values):

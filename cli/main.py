@@ -120,13 +120,14 @@ def _import_keras_quietly():
     without_tensorflow()  # This process is keras-tl's own.
 
 
-def _share_cores(executor, workers):
+def _share_cores(executor, workers, address, gpus_per_trial):
     """With worker processes, caps this process's threads as the spawned ones'
     (before keras is imported): this process trains beside them."""
-    if executor == "process" or (executor is None and workers is not None and workers > 1):
-        from keras_tl.backend import limit_threads, threads_per_process
+    from keras_tl.backend import limit_threads, threads_per_process
+    from keras_tl.experiment.executors import resolve_executor
 
-        limit_threads(threads_per_process(max(1, workers or os.cpu_count() or 1)))
+    if resolve_executor(executor, workers, address, gpus_per_trial) == "process":
+        limit_threads(threads_per_process(workers or os.cpu_count() or 1))
 
 
 backend_option = click.option(
@@ -241,7 +242,7 @@ def evaluate(config, backend, out, seeds, overwrite, retry_failed, executor, wor
         raise ConfigError(
             f"gpus_per_trial: expected a finite number >= 0, received {gpus_per_trial}"
         )
-    _share_cores(executor, workers)
+    _share_cores(executor, workers, address, gpus_per_trial)
     _import_keras_quietly()
     from keras_tl.experiment.run import evaluate as run
     from keras_tl.report.text import format_summary
