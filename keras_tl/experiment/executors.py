@@ -10,12 +10,14 @@ one job per (source, seed), before any trial starts.
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import logging
 import multiprocessing
 import os
 import socket
+import threading
 
 from keras_tl.backend import threads_per_process, torch_threads
 from keras_tl.config.paths import absolute_paths
@@ -134,16 +136,17 @@ class ProcessExecutor:
     The spawned processes start when the executor is made (they import keras
     and plan the experiment while the driver plans it too); the driver, which
     has done both already, is a worker as well (`plan_ready`), so none of its
-    time goes to waiting, and a spawned worker gets jobs only once it has
-    started. Every process computes with `threads` threads (the driver's torch
-    threads too, for the executor's life). Source models are trained first,
-    one job per (source, seed), and saved to the cache folder; then each
-    condition's trials (its seeds) go to one worker, so a worker compiles a
-    condition's training step once and reuses it for every seed; a worker that
-    has run all of its own takes the last seeds of the busiest one. Each trial
-    is still its own job: its record comes back (and is stored) as soon as it
-    finishes, a spawned worker's while the driver runs one of its own trials
-    at the latest when that trial ends.
+    time goes to waiting. A spawned worker gets jobs only once it has started,
+    and gets them the moment it starts or finishes one (from the pool's thread,
+    while the driver runs a job of its own). Every process computes with
+    `threads` threads (the driver's torch threads too, for the executor's
+    life). Source models are trained first, one job per (source, seed), and
+    saved to the cache folder; then each condition's trials (its seeds) go to
+    one worker, so a worker compiles a condition's training step once and
+    reuses it for every seed; a worker that has run all of its own takes the
+    last seeds of the busiest one. Each trial is still its own job: its record
+    comes back (and is stored) as soon as it finishes, a spawned worker's while
+    the driver runs one of its own trials at the latest when that trial ends.
 
     Args:
         experiment: Experiment.
@@ -176,12 +179,21 @@ class ProcessExecutor:
         ]
         # Spawns the processes now (pools start them at the first job); a
         # worker that cannot start says why in the result of its first job.
-        self._started = [worker.submit(worker_ready) for worker in self._workers]
+        self._watch_starts([worker.submit(worker_ready) for worker in self._workers])
         self._local = None
         # The driver trains too: on torch it shares the cores from now on (the
         # CLI caps every backend's threads before importing keras).
         self._threads = contextlib.ExitStack()
         self._threads.enter_context(torch_threads(threads))
+
+    def _watch_starts(self, started):
+        """Hands out jobs from the pools' threads too (`_on_event`), one
+        `_dispatch` at a time, as each worker's `started` future completes."""
+        self._lock = threading.RLock()
+        self._dispatch, self._dispatching, self._again, self._error = None, False, False, None
+        self._up = [False] * len(started)  # Changed only under the lock.
+        for index, future in enumerate(started):
+            future.add_done_callback(functools.partial(self._on_start, index))
 
     def plan_ready(self, plan):
         """Makes the driver a worker too, once it has planned the experiment."""
@@ -194,8 +206,63 @@ class ProcessExecutor:
 
     def _ready(self, index):
         """Whether spawned worker `index` has started (or failed to start: its
-        jobs then fail with the reason)."""
-        return self._started[index].done()
+        jobs then fail with the reason). Read under the lock, it stays the same
+        until the lock is released."""
+        return self._up[index]
+
+    def _on_start(self, index, future):
+        with self._lock:
+            self._up[index] = True
+        self._on_event(future)
+
+    def _submit(self, index, function, *job):
+        """Sends a job to spawned worker `index`; its end hands out the next."""
+        future = self._workers[index].submit(function, *job)
+        future.add_done_callback(self._on_event)
+        return future
+
+    @staticmethod
+    def _wait(futures):
+        """Waits until one of `futures` is done."""
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+
+    def _on_event(self, _future):
+        """A spawned worker started or finished a job: hand out jobs now, not
+        when the driver's own job ends. An error is raised in the driver."""
+        try:
+            self._hand_out()
+        except Exception as error:  # Raised by the driver's next `_hand_out`.
+            with self._lock:
+                self._error = self._error or error
+
+    def _hand_out(self):
+        """Runs `_dispatch` (if a phase has one); again if a job ended meanwhile."""
+        with self._lock:
+            if self._dispatching:  # A job that ended inside `_dispatch` (on this thread).
+                self._again = True
+                return
+            self._dispatching = True
+            try:
+                self._again = True
+                while self._again and self._dispatch is not None:
+                    self._again = False
+                    self._dispatch()
+            finally:
+                self._dispatching = False
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+
+    @contextlib.contextmanager
+    def _phase(self, dispatch):
+        """Makes `dispatch` the way jobs are handed out while the block runs."""
+        with self._lock:
+            self._dispatch = dispatch
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._dispatch = None
 
     def _sources(self, pairs):
         """Trains each (source, seed) once: the driver takes them from the start
@@ -203,28 +270,24 @@ class ProcessExecutor:
         end (a worker still importing keras takes none, so the driver never
         waits for a source queued behind a start-up)."""
         pending = list(pairs)
-        jobs = {}
+        jobs = {}  # future -> spawned worker index
 
-        def feed():
+        def dispatch():
             for index in range(len(self._workers)):
-                if pending and self._ready(index) and index not in jobs.values():
-                    jobs[self._workers[index].submit(worker_source, *pending.pop())] = index
+                busy = any(worker == index and not job.done() for job, worker in jobs.items())
+                if pending and self._ready(index) and not busy:
+                    jobs[self._submit(index, worker_source, *pending.pop())] = index
 
-        def collect(done):
-            for job in done:
-                job.result()
-                del jobs[job]
-
-        feed()
-        while pending:
-            self._local.source(*pending.pop(0))
-            collect([job for job in jobs if job.done()])
-            feed()
-        while jobs:
-            done, _ = concurrent.futures.wait(
-                jobs, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            collect(done)
+        with self._phase(dispatch):
+            while True:
+                with self._lock:
+                    self._hand_out()
+                    if not pending:
+                        break
+                    pair = pending.pop(0)
+                self._local.source(*pair)
+        for job in jobs:  # Nothing is added once nothing is pending.
+            job.result()
 
     def _trials(self, groups):
         """Runs the trials: each spawned worker that has started holds two (one
@@ -236,7 +299,7 @@ class ProcessExecutor:
         queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
             min(queues, key=len).extend(group)
-        running = {}  # future -> (submission number, worker index)
+        running = {}  # future -> (submission number, worker index), until collected
         numbers = itertools.count()
 
         def spare(other):
@@ -255,40 +318,46 @@ class ProcessExecutor:
                 queue.append(queues[donor].pop())
             return queue.pop(0)
 
-        def top_up():
+        def dispatch():
             for index in range(spawned):
-                held = sum(1 for _, worker in running.values() if worker == index)
+                held = sum(1 for future, (_, worker) in running.items()
+                           if worker == index and not future.done())
                 while self._ready(index) and held < 2:
                     spec = take(index)
                     if spec is None:
                         break
-                    running[self._workers[index].submit(worker_trial, spec)] = (
-                        next(numbers), index)
+                    running[self._submit(index, worker_trial, spec)] = (next(numbers), index)
                     held += 1
 
-        def finished(futures):
-            for future in sorted(futures, key=lambda future: running[future][0]):
-                running.pop(future)
+        def finished():
+            """The records of the spawned workers' finished trials, in order."""
+            with self._lock:
+                done = sorted((future for future in running if future.done()),
+                              key=lambda future: running[future][0])
+                for future in done:
+                    del running[future]
+            for future in done:
                 yield future.result()
-            top_up()
 
-        top_up()
-        while True:
-            spec = take(spawned)
-            if spec is not None:
-                yield self._local.trial(spec)
-                yield from finished([future for future in running if future.done()])
-                continue
-            # Nothing left for the driver: what is still queued waits for a
-            # started worker that is running trials already.
-            if not running:
-                return
-            done, _ = concurrent.futures.wait(
-                running, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            yield from finished(done)
+        with self._phase(dispatch):
+            while True:
+                with self._lock:  # Handing out, taking and the end: one state.
+                    self._hand_out()
+                    spec = take(spawned)
+                    waiting = list(running)
+                if spec is not None:
+                    yield self._local.trial(spec)
+                elif waiting:
+                    # Nothing left for the driver: what is still queued waits
+                    # for a started worker that is running trials already.
+                    self._wait(waiting)
+                else:
+                    return
+                yield from finished()
 
     def close(self):
+        with self._lock:
+            self._dispatch = None
         # Not waiting for the spawned processes to exit (a TensorFlow process
         # takes about a second): they end while the driver writes the results,
         # and Python waits for them before this process exits.

@@ -30,23 +30,29 @@ def test_condition_groups_hold_every_seed_of_a_condition_largest_first():
     ]
 
 
-class _InstantWorker:
-    """A spawned worker's pool stand-in whose jobs finish as they are submitted."""
+class _SpawnedWorker:
+    """A spawned worker's pool stand-in: a job runs until `finish` is called."""
 
     def __init__(self, ran):
-        self.ran = ran
+        self.ran, self.jobs = ran, []
 
     def submit(self, function, *job):
         self.ran.append(job[0].seed if len(job) == 1 else job)
         future = concurrent.futures.Future()
-        future.set_result((job[0], self))
+        self.jobs.append((future, job[0]))
         return future
+
+    def finish(self):
+        jobs, self.jobs = self.jobs, []
+        for future, job in jobs:
+            future.set_result((job, self))
 
 
 class _Driver:
-    """The driver's own worker, stood in for; `on_job` runs before each job."""
+    """The driver's own worker, stood in for; `on_job` runs at the start of
+    each of its jobs, while the spawned workers may be handed theirs."""
 
-    def __init__(self, ran, on_job=lambda: None):
+    def __init__(self, ran, on_job):
         self.ran, self.on_job = ran, on_job
 
     def trial(self, spec):
@@ -60,17 +66,30 @@ class _Driver:
 
 
 def _executor(spawned, ready=True, on_driver_job=lambda started: None):
-    """A ProcessExecutor over stand-ins; `ran[i]` lists what worker i ran (the
-    driver last). With `ready=False` the spawned workers are still starting
-    until `on_driver_job(started)` completes one of their `started` futures."""
+    """A ProcessExecutor over stand-ins; `ran[i]` lists what worker i was given
+    (the driver last). A spawned worker's jobs end while the driver runs its
+    next job, or when the driver waits for them. With `ready=False` the spawned
+    workers are still starting until `on_driver_job(started)` completes one of
+    their `started` futures."""
     executor = ProcessExecutor.__new__(ProcessExecutor)
     ran = [[] for _ in range(spawned + 1)]
-    executor._workers = [_InstantWorker(seeds) for seeds in ran[:-1]]
-    executor._started = [concurrent.futures.Future() for _ in range(spawned)]
+    executor._workers = [_SpawnedWorker(seeds) for seeds in ran[:-1]]
+    started = [concurrent.futures.Future() for _ in range(spawned)]
+    executor._watch_starts(started)
     if ready:
-        for started in executor._started:
-            started.set_result(None)
-    executor._local = _Driver(ran[-1], lambda: on_driver_job(executor._started))
+        for future in started:
+            future.set_result(None)
+
+    def finish_spawned_jobs(*_):
+        for worker in executor._workers:
+            worker.finish()
+
+    def on_job():
+        on_driver_job(started)
+        finish_spawned_jobs()
+
+    executor._local = _Driver(ran[-1], on_job)
+    executor._wait = finish_spawned_jobs
     return executor, ran
 
 
@@ -120,6 +139,27 @@ def test_a_worker_that_has_started_takes_its_own_conditions_again():
     assert sorted(finished) == [0, 1, 2, 3, 4]
 
 
+def test_a_worker_is_given_its_next_trial_while_the_driver_runs_one():
+    # The spawned worker's first two end during the driver's first trial: it
+    # is given the next two then, not when the driver's trial has ended.
+    executor, ran = _executor(1)
+    run_trial = executor._local.trial
+    given_when_the_driver_finished = []
+
+    def trial(spec):
+        record = run_trial(spec)
+        given_when_the_driver_finished.append(list(ran[0]))
+        return record
+
+    executor._local.trial = trial
+    finished = [spec.seed for spec, _ in executor._trials(
+        [_group("a", [0, 1, 2, 3]), _group("b", [4, 5])])]
+
+    assert given_when_the_driver_finished[0] == [0, 1, 2, 3]
+    assert ran == [[0, 1, 2, 3], [4, 5]]
+    assert sorted(finished) == [0, 1, 2, 3, 4, 5]
+
+
 def test_sources_go_to_the_driver_while_the_spawned_worker_starts():
     pairs = [("digits", seed) for seed in range(4)]
     executor, ran = _executor(1, ready=False)
@@ -133,6 +173,22 @@ def test_sources_are_shared_between_started_workers():
     executor._sources(pairs)
     # The spawned worker takes from the end, one at a time, the driver from
     # the start: every source once.
+    assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
+
+
+def test_a_worker_that_starts_during_a_driver_source_is_given_one_at_once():
+    pairs = [("digits", seed) for seed in range(4)]
+    given_during_the_first = []
+
+    def start_during_the_first(started):
+        if not started[0].done():
+            started[0].set_result(None)
+            given_during_the_first.extend(ran[0])
+
+    executor, ran = _executor(1, ready=False, on_driver_job=start_during_the_first)
+    executor._sources(pairs)
+
+    assert given_during_the_first == [("digits", 3)]
     assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
 
 
