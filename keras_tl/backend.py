@@ -194,16 +194,21 @@ def tensorflow_hidden():
     TensorFlow import for an evaluation on torch or jax. Keras' flag is put back
     afterwards, so the caller's own later use of TensorFlow with Keras works as
     before."""
-    hide = _hides_tensorflow()
+    with keras_ignoring_tensorflow() if _hides_tensorflow() else contextlib.nullcontext():
+        yield
+
+
+@contextlib.contextmanager
+def keras_ignoring_tensorflow():
+    """Keras treats TensorFlow as not installed for the length of a block, on
+    any backend; its flag is put back afterwards."""
     flag = _tensorflow_flag()
     previous = flag._available
-    if hide:
-        flag._available = False
+    flag._available = False
     try:
         yield
     finally:
-        if hide:
-            flag._available = previous
+        flag._available = previous
 
 
 def thread_limits(threads):

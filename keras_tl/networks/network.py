@@ -12,6 +12,7 @@ import keras
 from keras_tl.errors import ConfigError, KerasTLError
 from keras_tl.filesystem import path_problem
 from keras_tl.networks.units import HEAD, is_graph_model
+from keras_tl.networks.seeding import made_of_keras, set_random_seed
 
 
 def _dropouts(rate, names):
@@ -221,6 +222,7 @@ class Network:
         self.unsafe_load = unsafe_load
         self.path = path
         self._built_once = False
+        self._made_of_keras = None  # Not known until built.
         self._builder = self._resolve(definition)
         self._check_builder()
 
@@ -378,7 +380,9 @@ class Network:
         Returns:
             A functional `keras.Model` whose last layer is named `head`.
         """
-        keras.utils.set_random_seed(seed)
+        # Seeded as Keras does until this network has been seen to be made of
+        # Keras' classes only (then TensorFlow's caches are kept: `seeding`).
+        set_random_seed(seed, keras_only=self._made_of_keras is True)
         try:
             model = self._builder(tuple(input_shape), num_outputs, **self.options)
             if isinstance(model, keras.Model) and not model.built:
@@ -411,6 +415,7 @@ class Network:
                 f"{HEAD!r} (e.g. keras.layers.Dense(num_outputs, name={HEAD!r}))."
             )
         float32_layer(model.get_layer(HEAD))  # Logits in float32 under mixed precision.
+        self._made_of_keras = self._made_of_keras is not False and made_of_keras(model)
         self._built_once = True
         return model
 

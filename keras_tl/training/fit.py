@@ -13,6 +13,7 @@ from keras_tl.scores.task_metrics import compute_metrics
 from keras_tl.training.augment import Augmenter
 from keras_tl.training.distribution import fitting
 from keras_tl.training.loops import EpochGroups, training_loop
+from keras_tl.networks.seeding import made_of_keras, set_random_seed
 
 PREDICT_BATCH_SIZE = 1024
 
@@ -157,7 +158,7 @@ def fit(model, task, settings, seed):
         callbacks, add_progbar=settings.verbose != 0, model=model,
         verbose=settings.verbose, epochs=settings.epochs, steps=steps,
     )
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed, keras_only=made_of_keras(model))
     order_generator = np.random.default_rng(seed)
     augment = Augmenter(settings.augment, seed) if settings.augment else None
     loop = training_loop(model, augment)
