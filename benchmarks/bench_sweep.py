@@ -21,11 +21,15 @@ the work (measured inside the subprocess, after the imports) and of the whole
 subprocess, their ratios (plain / keras-tl), per-arm mean test accuracy with its
 standard error on each side, whether every keras-tl arm mean lies within two
 combined standard errors of the plain loop's, the peak RSS of each side and the
-load average before and after each side. Numbers, not a timed test.
+load average before and after each side. With `--repeats N` the sides run N
+times in turn, and the times and ratios are each side's medians (the
+accuracies are the first run's; each side trains the same seeds every run).
+Numbers, not a timed test.
 
 Run from the repository root:
 
     python benchmarks/bench_sweep.py --backend jax
+    python benchmarks/bench_sweep.py --backend jax --repeats 3
     python benchmarks/bench_sweep.py --backend torch --workers 2
 """
 
@@ -34,6 +38,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -378,6 +383,10 @@ def report(args, results):
               f"{result['peak_rss_mb']:>12.0f} "
               f"{result['load_before']:>13.2f}/{result['load_after']:.2f}")
     for side, result in results.items():
+        if len(result["work_runs"]) > 1:
+            runs = ", ".join(f"{seconds:.1f}" for seconds in result["work_runs"])
+            print(f"  {side}: work s of each run {runs}; the table shows the medians")
+    for side, result in results.items():
         parts = ", ".join(
             f"{name} {seconds:.1f} s" for name, seconds in result["breakdown"].items()
         )
@@ -448,6 +457,10 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=0,
                         help="cap compute threads of both sides (0: backend defaults); "
                              "torch on a busy 2-core machine is far steadier with 1")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the sides N times, one after the other in turn; the "
+                             "table and the ratios use each side's median times (run "
+                             "to run, one side varies by up to 25%% on a shared machine)")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sides = [side.strip() for side in args.sides.split(",") if side.strip()]
@@ -462,8 +475,23 @@ def main(argv=None):
     if args.child:
         run_child(args)
         return
-    results = {side: run_side(side, args) for side in args.sides}
-    report(args, results)
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats: expected a positive integer, received {args.repeats}")
+    runs = [{side: run_side(side, args) for side in args.sides} for _ in range(args.repeats)]
+    report(args, medians(runs))
+
+
+def medians(runs):
+    """One result per side: the first run's, with the median work and process
+    times of all runs (and every run's work time, for the report)."""
+    results = {}
+    for side in runs[0]:
+        result = dict(runs[0][side])
+        for key in ("work_seconds", "process_seconds"):
+            result[key] = statistics.median(run[side][key] for run in runs)
+        result["work_runs"] = [run[side]["work_seconds"] for run in runs]
+        results[side] = result
+    return results
 
 
 if __name__ == "__main__":
