@@ -5,8 +5,8 @@ emptying TensorFlow's caches where nothing reads TensorFlow's own seed.
 and, where TensorFlow is available, TensorFlow's global seed
 (`tf.random.set_seed`), which also empties TensorFlow's kernel caches: every
 compiled function is instantiated again at its next call, about 0.14 s for a
-`small_cnn` training loop, once per trial and per source training (10 s of the
-default 33 s run on tensorflow). TensorFlow's seed is read only by
+`small_cnn` training loop, once per trial and per source training (11 s of a
+33 s default run on tensorflow). TensorFlow's seed is read only by
 TensorFlow's own random operations (`tf.random.uniform`, ...); Keras' layers,
 initializers, regularizers and constraints draw from `keras.random` with seeds
 from Python's `random` instead. So a model made only of Keras' classes is
