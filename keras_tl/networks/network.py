@@ -11,8 +11,8 @@ import keras
 
 from keras_tl.errors import ConfigError, KerasTLError
 from keras_tl.filesystem import path_problem
-from keras_tl.networks.units import HEAD, is_graph_model
 from keras_tl.networks.seeding import made_of_keras, set_random_seed
+from keras_tl.networks.units import HEAD, is_graph_model
 
 
 def _dropouts(rate, names):

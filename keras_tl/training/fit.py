@@ -9,11 +9,11 @@ import numpy as np
 
 from keras_tl.config.arms import OPTIMIZERS
 from keras_tl.errors import ConfigError
+from keras_tl.networks.seeding import made_of_keras, set_random_seed
 from keras_tl.scores.task_metrics import compute_metrics
 from keras_tl.training.augment import Augmenter
 from keras_tl.training.distribution import fitting
 from keras_tl.training.loops import EpochGroups, training_loop
-from keras_tl.networks.seeding import made_of_keras, set_random_seed
 
 PREDICT_BATCH_SIZE = 1024
 

@@ -8,9 +8,9 @@ import pytest
 
 from keras_tl.data.registry import load_task
 from keras_tl.networks.network import Network
+from keras_tl.networks.seeding import made_of_keras, set_random_seed
 from keras_tl.training import fit as fit_module
 from keras_tl.training.fit import FitSettings, compile_model, fit
-from keras_tl.networks.seeding import made_of_keras, set_random_seed
 
 
 class _Custom(keras.layers.Layer):
