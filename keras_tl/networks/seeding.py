@@ -18,6 +18,7 @@ does.
 import keras
 
 from keras_tl.backend import keras_ignoring_tensorflow
+from keras_tl.networks.units import all_layers
 
 
 def set_random_seed(seed, keras_only=False):
@@ -42,19 +43,17 @@ def made_of_keras(model):
     wrapped layers) are Keras' own, so that none of it can call TensorFlow's
     random operations. A `Lambda` layer, a subclass or a function of the user's
     makes it False."""
-    pending = [model]
-    while pending:
-        layer = pending.pop()
+    for layer in (model, *all_layers(model)):
         if not _from_keras(type(layer)) or isinstance(layer, keras.layers.Lambda):
             return False
-        if not isinstance(layer, keras.Model):
-            try:
-                config = layer.get_config()
-            except NotImplementedError:
-                return False
-            if not _config_from_keras(config):
-                return False
-        pending.extend(getattr(layer, "layers", []))
+        if isinstance(layer, keras.Model):
+            continue  # Its layers are checked one by one.
+        try:
+            config = layer.get_config()
+        except NotImplementedError:
+            return False
+        if not _config_from_keras(config):
+            return False
     return True
 
 

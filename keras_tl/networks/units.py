@@ -63,3 +63,11 @@ def is_graph_model(model):
 def trunk_layers(model):
     """Names of the layers with weights, in model order, except the head."""
     return [layer.name for layer in model.layers if layer.weights and layer.name != HEAD]
+
+
+def all_layers(model):
+    """Every layer of `model`, those of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)

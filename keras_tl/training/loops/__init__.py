@@ -190,14 +190,6 @@ class EpochGroups:
             self._next = max(1, int(self.seconds / max(elapsed / epochs, 1e-6)))
 
 
-def all_layers(model):
-    """Every layer of `model`, those of nested models included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from all_layers(layer)
-
-
 def build_for_training(model, x, y):
     """Builds what a compiled `model`'s first training step would create (its
     optimizer variables, compiled loss and metrics), from one batch's structure.

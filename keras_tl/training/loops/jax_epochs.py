@@ -22,7 +22,8 @@ distribution).
 import keras
 import numpy as np
 
-from keras_tl.training.loops import all_layers, build_for_training, epoch_batches, epoch_means
+from keras_tl.networks.units import all_layers
+from keras_tl.training.loops import build_for_training, epoch_batches, epoch_means
 
 
 def _trained_state(model):

@@ -24,9 +24,8 @@ import inspect
 import keras
 import numpy as np
 
-from keras_tl.training.loops import (
-    StepLoop, all_layers, build_for_training, epoch_means, run_steps,
-)
+from keras_tl.networks.units import all_layers
+from keras_tl.training.loops import StepLoop, build_for_training, epoch_means, run_steps
 from keras_tl.training.loops.torch_native import native_adam, native_call, native_loss
 
 
