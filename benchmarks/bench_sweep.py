@@ -467,6 +467,8 @@ def parse_args(argv=None):
     unknown = [side for side in args.sides if side not in SIDES]
     if unknown or not args.sides:
         parser.error(f"--sides: expected names from {', '.join(SIDES)}, received {unknown}")
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected a positive integer, received {args.repeats}")
     return args
 
 
@@ -475,8 +477,6 @@ def main(argv=None):
     if args.child:
         run_child(args)
         return
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats: expected a positive integer, received {args.repeats}")
     runs = [{side: run_side(side, args) for side in args.sides} for _ in range(args.repeats)]
     report(args, medians(runs))
 
