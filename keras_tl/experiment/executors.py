@@ -201,8 +201,8 @@ class ProcessExecutor:
 
     def run(self, specs):
         specs = list(specs)
-        self._sources(_needed_sources(specs))
-        yield from self._trials(condition_groups(specs))
+        training = self._sources(_needed_sources(specs))
+        yield from self._trials(condition_groups(specs), training)
 
     def _ready(self, index):
         """Whether spawned worker `index` has started (or failed to start: its
@@ -268,15 +268,19 @@ class ProcessExecutor:
         """Trains each (source, seed) once: the driver takes them from the start
         of the list, each spawned worker that has started one at a time from the
         end (a worker still importing keras takes none, so the driver never
-        waits for a source queued behind a start-up)."""
+        waits for a source queued behind a start-up). Returns once the driver
+        has none left to take: the spawned workers' sources, some perhaps
+        still training, as {future: (worker index, (source, seed))}."""
         pending = list(pairs)
-        jobs = {}  # future -> spawned worker index
+        jobs = {}  # future -> (spawned worker index, (source, seed))
 
         def dispatch():
             for index in range(len(self._workers)):
-                busy = any(worker == index and not job.done() for job, worker in jobs.items())
+                busy = any(worker == index and not job.done()
+                           for job, (worker, _) in jobs.items())
                 if pending and self._ready(index) and not busy:
-                    jobs[self._submit(index, worker_source, *pending.pop())] = index
+                    pair = pending.pop()
+                    jobs[self._submit(index, worker_source, *pair)] = (index, pair)
 
         with self._phase(dispatch):
             while True:
@@ -286,42 +290,58 @@ class ProcessExecutor:
                         break
                     pair = pending.pop(0)
                 self._local.source(*pair)
-        for job in jobs:  # Nothing is added once nothing is pending.
-            job.result()
+        return jobs
 
-    def _trials(self, groups):
+    def _trials(self, groups, training=None):
         """Runs the trials: each spawned worker that has started holds two (one
         running, one queued, so it never waits for the driver) and the driver runs
         one at a time between collecting theirs; each takes from its own
         conditions, and one that runs out takes the last seeds of the worker with
-        the most left (all of them from a worker still starting)."""
+        the most left (all of them from a worker still starting). A trial is
+        given out once its source model is trained: `training` (`_sources`'
+        result) holds the spawned workers' sources, and trials that need none
+        of those still training run meanwhile."""
         spawned = len(self._workers)
         queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
             min(queues, key=len).extend(group)
+        training = dict(training or {})  # As `_sources` returns it, until collected.
         running = {}  # future -> (submission number, worker index), until collected
         numbers = itertools.count()
 
+        def ready(spec):
+            return not any(pair == (spec.source, spec.seed) and not future.done()
+                           for future, (_, pair) in training.items())
+
         def spare(other):
             """How many of `other`'s queued trials another worker may take: all
-            of a worker still starting, else all but the one it takes next."""
+            ready ones of a worker still starting, else all but the one it
+            takes next."""
+            count = sum(1 for spec in queues[other] if ready(spec))
             if other < spawned and not self._ready(other):
-                return len(queues[other])
-            return len(queues[other]) - 1
+                return count
+            return count - 1
 
         def take(index):
-            queue = queues[index]
-            if not queue:
+            """The first ready trial of worker `index`'s queue, else the last
+            ready one of the worker with the most to spare."""
+            spec = next((spec for spec in queues[index] if ready(spec)), None)
+            if spec is None:
                 donor = max(range(spawned + 1), key=spare)
                 if spare(donor) < 1:
                     return None
-                queue.append(queues[donor].pop())
-            return queue.pop(0)
+                index = donor
+                spec = next(spec for spec in reversed(queues[donor]) if ready(spec))
+            queues[index].remove(spec)
+            return spec
 
         def dispatch():
             for index in range(spawned):
+                # A source it still trains counts as one of its two.
                 held = sum(1 for future, (_, worker) in running.items()
                            if worker == index and not future.done())
+                held += sum(1 for future, (worker, _) in training.items()
+                            if worker == index and not future.done())
                 while self._ready(index) and held < 2:
                     spec = take(index)
                     if spec is None:
@@ -336,6 +356,11 @@ class ProcessExecutor:
                               key=lambda future: running[future][0])
                 for future in done:
                     del running[future]
+                trained = [future for future in training if future.done()]
+                for future in trained:
+                    del training[future]
+            for future in trained:
+                future.result()  # A worker that could not train a source says why.
             for future in done:
                 yield future.result()
 
@@ -344,12 +369,12 @@ class ProcessExecutor:
                 with self._lock:  # Handing out, taking and the end: one state.
                     self._hand_out()
                     spec = take(spawned)
-                    waiting = list(running)
+                    waiting = list(running) + list(training)
                 if spec is not None:
                     yield self._local.trial(spec)
                 elif waiting:
-                    # Nothing left for the driver: what is still queued waits
-                    # for a started worker that is running trials already.
+                    # Nothing the driver may run now: what is left waits for a
+                    # source, or for a started worker that is running trials.
                     self._wait(waiting)
                 else:
                     return

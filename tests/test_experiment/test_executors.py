@@ -65,12 +65,13 @@ class _Driver:
         self.ran.append((name, seed))
 
 
-def _executor(spawned, ready=True, on_driver_job=lambda started: None):
+def _executor(spawned, ready=True, on_driver_job=lambda started: None,
+              driver_ends_their_jobs=True):
     """A ProcessExecutor over stand-ins; `ran[i]` lists what worker i was given
     (the driver last). A spawned worker's jobs end while the driver runs its
-    next job, or when the driver waits for them. With `ready=False` the spawned
-    workers are still starting until `on_driver_job(started)` completes one of
-    their `started` futures."""
+    next job (unless `driver_ends_their_jobs=False`), or when the driver waits
+    for them. With `ready=False` the spawned workers are still starting until
+    `on_driver_job(started)` completes one of their `started` futures."""
     executor = ProcessExecutor.__new__(ProcessExecutor)
     ran = [[] for _ in range(spawned + 1)]
     executor._workers = [_SpawnedWorker(seeds) for seeds in ran[:-1]]
@@ -86,7 +87,8 @@ def _executor(spawned, ready=True, on_driver_job=lambda started: None):
 
     def on_job():
         on_driver_job(started)
-        finish_spawned_jobs()
+        if driver_ends_their_jobs:
+            finish_spawned_jobs()
 
     executor._local = _Driver(ran[-1], on_job)
     executor._wait = finish_spawned_jobs
@@ -190,6 +192,49 @@ def test_a_worker_that_starts_during_a_driver_source_is_given_one_at_once():
 
     assert given_during_the_first == [("digits", 3)]
     assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
+
+
+def test_the_driver_does_not_wait_for_the_sources_a_spawned_worker_trains():
+    pairs = [("digits", seed) for seed in range(2)]
+    executor, ran = _executor(1, driver_ends_their_jobs=False)
+    training = executor._sources(pairs)
+    assert ran == [[("digits", 1)], [("digits", 0)]]
+    assert [(pair, future.done()) for future, (_, pair) in training.items()] == [
+        (("digits", 1), False)]
+
+
+def test_trials_wait_for_their_own_source_only():
+    # The spawned worker still trains source seed 1. The driver runs the
+    # scratch trials meanwhile, and the trial of seed 0 (its source trained)
+    # goes to the spawned worker; the trial of seed 1 only once its source is.
+    executor, ran = _executor(1, driver_ends_their_jobs=False)
+    training = executor._sources([("digits", 0), ("digits", 1)])
+    end_spawned_jobs = executor._wait
+    given_when_the_driver_waited = []
+
+    def wait(futures):
+        given_when_the_driver_waited.append([list(jobs) for jobs in ran])
+        end_spawned_jobs(futures)
+
+    executor._wait = wait
+    fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
+
+    records = list(executor._trials([fine_tune, _group("scratch", [2, 3])], training))
+
+    assert given_when_the_driver_waited[0] == [[("digits", 1), 0], [("digits", 0), 2, 3]]
+    assert ran == [[("digits", 1), 0, 1], [("digits", 0), 2, 3]]
+    assert sorted(spec.seed for spec, _ in records) == [0, 1, 2, 3]
+
+
+def test_a_spawned_worker_that_could_not_train_a_source_stops_the_run():
+    executor, ran = _executor(1, driver_ends_their_jobs=False)
+    training = executor._sources([("digits", 0), ("digits", 1)])
+    future, _ = next(iter(training.items()))
+    executor._workers[0].jobs.clear()
+    future.set_exception(RuntimeError("the worker process died"))
+    fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
+    with pytest.raises(RuntimeError, match="the worker process died"):
+        list(executor._trials([fine_tune], training))
 
 
 @pytest.mark.slow
