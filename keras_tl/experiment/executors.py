@@ -141,10 +141,11 @@ class ProcessExecutor:
     while the driver runs a job of its own). Every process computes with
     `threads` threads (the driver's torch threads too, for the executor's
     life). Source models are trained first, one job per (source, seed), and
-    saved to the cache folder; then each condition's trials (its seeds) go to
-    one worker, so a worker compiles a condition's training step once and
-    reuses it for every seed; a worker that has run all of its own takes the
-    last seeds of the busiest one. Each trial is still its own job: its record
+    saved to the cache folder; each condition's trials (its seeds) go to one
+    worker, so a worker compiles a condition's training step once and reuses
+    it for every seed, and a trial starts as soon as its own source is
+    trained; a worker that has run all of its own takes the last seeds of the
+    busiest one. Each trial is still its own job: its record
     comes back (and is stored) as soon as it finishes, a spawned worker's while
     the driver runs one of its own trials at the latest when that trial ends.
 
@@ -201,8 +202,7 @@ class ProcessExecutor:
 
     def run(self, specs):
         specs = list(specs)
-        training = self._sources(_needed_sources(specs))
-        yield from self._trials(condition_groups(specs), training)
+        yield from self._jobs(_needed_sources(specs), condition_groups(specs))
 
     def _ready(self, index):
         """Whether spawned worker `index` has started (or failed to start: its
@@ -264,54 +264,32 @@ class ProcessExecutor:
             with self._lock:
                 self._dispatch = None
 
-    def _sources(self, pairs):
-        """Trains each (source, seed) once: the driver takes them from the start
-        of the list, each spawned worker that has started one at a time from the
-        end (a worker still importing keras takes none, so the driver never
-        waits for a source queued behind a start-up). Returns once the driver
-        has none left to take: the spawned workers' sources, some perhaps
-        still training, as {future: (worker index, (source, seed))}."""
-        pending = list(pairs)
-        jobs = {}  # future -> (spawned worker index, (source, seed))
+    def _jobs(self, pairs, groups):
+        """Trains each (source, seed) once and runs the trials.
 
-        def dispatch():
-            for index in range(len(self._workers)):
-                busy = any(worker == index and not job.done()
-                           for job, (worker, _) in jobs.items())
-                if pending and self._ready(index) and not busy:
-                    pair = pending.pop()
-                    jobs[self._submit(index, worker_source, *pair)] = (index, pair)
-
-        with self._phase(dispatch):
-            while True:
-                with self._lock:
-                    self._hand_out()
-                    if not pending:
-                        break
-                    pair = pending.pop(0)
-                self._local.source(*pair)
-        return jobs
-
-    def _trials(self, groups, training=None):
-        """Runs the trials: each spawned worker that has started holds two (one
-        running, one queued, so it never waits for the driver) and the driver runs
-        one at a time between collecting theirs; each takes from its own
-        conditions, and one that runs out takes the last seeds of the worker with
-        the most left (all of them from a worker still starting). A trial is
-        given out once its source model is trained: `training` (`_sources`'
-        result) holds the spawned workers' sources, and trials that need none
-        of those still training run meanwhile."""
+        Sources come first: the driver takes them from the start of the list,
+        a spawned worker that has started and holds no job one at a time from
+        the end (a worker still importing keras takes none, so the driver never
+        waits for a source queued behind a start-up). A trial is given out once
+        its own source is trained, the others' meanwhile. Each spawned worker
+        that has started holds two jobs (one running, one queued, so it never
+        waits for the driver) and the driver runs one at a time between
+        collecting theirs; each takes trials from its own conditions, and one
+        that runs out takes the last seeds of the worker with the most left
+        (all of them from a worker still starting).
+        """
         spawned = len(self._workers)
+        pending = list(pairs)  # Sources nobody has taken yet.
+        untrained = set(pairs)
         queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
             min(queues, key=len).extend(group)
-        training = dict(training or {})  # As `_sources` returns it, until collected.
+        sources = {}  # future -> ((source, seed), worker index), until collected
         running = {}  # future -> (submission number, worker index), until collected
         numbers = itertools.count()
 
         def ready(spec):
-            return not any(pair == (spec.source, spec.seed) and not future.done()
-                           for future, (_, pair) in training.items())
+            return spec.source is None or (spec.source, spec.seed) not in untrained
 
         def spare(other):
             """How many of `other`'s queued trials another worker may take: all
@@ -336,29 +314,35 @@ class ProcessExecutor:
             return spec
 
         def dispatch():
+            for future, (pair, _) in sources.items():
+                if future.done():
+                    untrained.discard(pair)
             for index in range(spawned):
-                # A source it still trains counts as one of its two.
-                held = sum(1 for future, (_, worker) in running.items()
+                held = sum(1 for jobs in (running, sources)
+                           for future, (_, worker) in jobs.items()
                            if worker == index and not future.done())
-                held += sum(1 for future, (worker, _) in training.items()
-                            if worker == index and not future.done())
                 while self._ready(index) and held < 2:
-                    spec = take(index)
-                    if spec is None:
-                        break
-                    running[self._submit(index, worker_trial, spec)] = (next(numbers), index)
+                    if pending and not held:
+                        pair = pending.pop()
+                        sources[self._submit(index, worker_source, *pair)] = (pair, index)
+                    else:
+                        spec = take(index)
+                        if spec is None:
+                            break
+                        number = next(numbers)
+                        running[self._submit(index, worker_trial, spec)] = (number, index)
                     held += 1
 
         def finished():
             """The records of the spawned workers' finished trials, in order."""
             with self._lock:
+                trained = [future for future in sources if future.done()]
+                for future in trained:
+                    del sources[future]
                 done = sorted((future for future in running if future.done()),
                               key=lambda future: running[future][0])
                 for future in done:
                     del running[future]
-                trained = [future for future in training if future.done()]
-                for future in trained:
-                    del training[future]
             for future in trained:
                 future.result()  # A worker that could not train a source says why.
             for future in done:
@@ -366,11 +350,19 @@ class ProcessExecutor:
 
         with self._phase(dispatch):
             while True:
+                pair = spec = None
                 with self._lock:  # Handing out, taking and the end: one state.
                     self._hand_out()
-                    spec = take(spawned)
-                    waiting = list(running) + list(training)
-                if spec is not None:
+                    if pending:
+                        pair = pending.pop(0)
+                    else:
+                        spec = take(spawned)
+                    waiting = list(running) + list(sources)
+                if pair is not None:
+                    self._local.source(*pair)
+                    with self._lock:
+                        untrained.discard(pair)
+                elif spec is not None:
                     yield self._local.trial(spec)
                 elif waiting:
                     # Nothing the driver may run now: what is left waits for a

@@ -97,7 +97,7 @@ def _executor(spawned, ready=True, on_driver_job=lambda started: None,
 
 def _scheduled(groups, spawned=1, **options):
     executor, ran = _executor(spawned, **options)
-    records = list(executor._trials(groups))
+    records = list(executor._jobs([], groups))
     return ran, [spec.seed for spec, _ in records]
 
 
@@ -154,7 +154,7 @@ def test_a_worker_is_given_its_next_trial_while_the_driver_runs_one():
         return record
 
     executor._local.trial = trial
-    finished = [spec.seed for spec, _ in executor._trials(
+    finished = [spec.seed for spec, _ in executor._jobs([], 
         [_group("a", [0, 1, 2, 3]), _group("b", [4, 5])])]
 
     assert given_when_the_driver_finished[0] == [0, 1, 2, 3]
@@ -165,14 +165,14 @@ def test_a_worker_is_given_its_next_trial_while_the_driver_runs_one():
 def test_sources_go_to_the_driver_while_the_spawned_worker_starts():
     pairs = [("digits", seed) for seed in range(4)]
     executor, ran = _executor(1, ready=False)
-    executor._sources(pairs)
+    list(executor._jobs(pairs, []))
     assert ran == [[], pairs]
 
 
 def test_sources_are_shared_between_started_workers():
     pairs = [("digits", seed) for seed in range(4)]
     executor, ran = _executor(1)
-    executor._sources(pairs)
+    list(executor._jobs(pairs, []))
     # The spawned worker takes from the end, one at a time, the driver from
     # the start: every source once.
     assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
@@ -188,27 +188,18 @@ def test_a_worker_that_starts_during_a_driver_source_is_given_one_at_once():
             given_during_the_first.extend(ran[0])
 
     executor, ran = _executor(1, ready=False, on_driver_job=start_during_the_first)
-    executor._sources(pairs)
+    list(executor._jobs(pairs, []))
 
     assert given_during_the_first == [("digits", 3)]
     assert ran == [[("digits", 3), ("digits", 2)], [("digits", 0), ("digits", 1)]]
 
 
-def test_the_driver_does_not_wait_for_the_sources_a_spawned_worker_trains():
-    pairs = [("digits", seed) for seed in range(2)]
-    executor, ran = _executor(1, driver_ends_their_jobs=False)
-    training = executor._sources(pairs)
-    assert ran == [[("digits", 1)], [("digits", 0)]]
-    assert [(pair, future.done()) for future, (_, pair) in training.items()] == [
-        (("digits", 1), False)]
-
-
 def test_trials_wait_for_their_own_source_only():
-    # The spawned worker still trains source seed 1. The driver runs the
-    # scratch trials meanwhile, and the trial of seed 0 (its source trained)
-    # goes to the spawned worker; the trial of seed 1 only once its source is.
+    # The spawned worker trains source seed 1 and, holding two jobs, is given
+    # a scratch trial too (none of its own is ready). The driver trains seed 0
+    # and runs the other scratch trial, then waits; seed 1's trial is given
+    # out only once its source is trained.
     executor, ran = _executor(1, driver_ends_their_jobs=False)
-    training = executor._sources([("digits", 0), ("digits", 1)])
     end_spawned_jobs = executor._wait
     given_when_the_driver_waited = []
 
@@ -219,22 +210,48 @@ def test_trials_wait_for_their_own_source_only():
     executor._wait = wait
     fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
 
-    records = list(executor._trials([fine_tune, _group("scratch", [2, 3])], training))
+    records = list(executor._jobs([("digits", 0), ("digits", 1)],
+                                  [fine_tune, _group("scratch", [2, 3])]))
 
-    assert given_when_the_driver_waited[0] == [[("digits", 1), 0], [("digits", 0), 2, 3]]
-    assert ran == [[("digits", 1), 0, 1], [("digits", 0), 2, 3]]
+    assert given_when_the_driver_waited[0] == [[("digits", 1), 3], [("digits", 0), 2]]
+    assert ran == [[("digits", 1), 3, 0, 1], [("digits", 0), 2]]
     assert sorted(spec.seed for spec, _ in records) == [0, 1, 2, 3]
+
+
+def test_a_worker_with_no_source_left_is_given_a_trial_while_the_driver_trains_one():
+    # The spawned worker trains seed 1 and ends during the driver's seed 0:
+    # no source is left to take, so it is given the trial of the source it
+    # trained at once, not once the driver's source is trained.
+    executor, ran = _executor(1)
+    fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
+    given_when_the_driver_trained_seed_0 = []
+    driver_source = executor._local.source
+
+    def source(name, seed):
+        driver_source(name, seed)
+        given_when_the_driver_trained_seed_0.extend(ran[0])
+
+    executor._local.source = source
+    records = list(executor._jobs([("digits", 0), ("digits", 1)], [fine_tune]))
+
+    assert given_when_the_driver_trained_seed_0 == [("digits", 1), 1]
+    assert ran == [[("digits", 1), 1, 0], [("digits", 0)]]  # Its condition, both seeds.
+    assert sorted(spec.seed for spec, _ in records) == [0, 1]
 
 
 def test_a_spawned_worker_that_could_not_train_a_source_stops_the_run():
     executor, ran = _executor(1, driver_ends_their_jobs=False)
-    training = executor._sources([("digits", 0), ("digits", 1)])
-    future, _ = next(iter(training.items()))
-    executor._workers[0].jobs.clear()
-    future.set_exception(RuntimeError("the worker process died"))
+    worker = executor._workers[0]
+
+    def fail(*_):
+        for future, _ in worker.jobs:
+            future.set_exception(RuntimeError("the worker process died"))
+        worker.jobs.clear()
+
+    executor._wait = fail
     fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
     with pytest.raises(RuntimeError, match="the worker process died"):
-        list(executor._trials([fine_tune], training))
+        list(executor._jobs([("digits", 0), ("digits", 1)], [fine_tune]))
 
 
 @pytest.mark.slow
