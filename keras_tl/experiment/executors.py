@@ -338,15 +338,17 @@ class ProcessExecutor:
             with self._lock:
                 trained = [future for future in sources if future.done()]
                 for future in trained:
-                    del sources[future]
+                    # Also here: this thread may see a source done before the
+                    # pool's thread has run its callback (and `dispatch`).
+                    untrained.discard(sources.pop(future)[0])
                 done = sorted((future for future in running if future.done()),
                               key=lambda future: running[future][0])
                 for future in done:
                     del running[future]
-            for future in trained:
-                future.result()  # A worker that could not train a source says why.
             for future in done:
                 yield future.result()
+            for future in trained:  # After the records: finished trials are kept.
+                future.result()  # A worker that could not train a source says why.
 
         with self._phase(dispatch):
             while True:
@@ -368,6 +370,8 @@ class ProcessExecutor:
                     # Nothing the driver may run now: what is left waits for a
                     # source, or for a started worker that is running trials.
                     self._wait(waiting)
+                elif any(queues):  # A scheduling bug: never end with trials left.
+                    raise RuntimeError(f"trials left unscheduled: {queues}")
                 else:
                     return
                 yield from finished()

@@ -239,6 +239,19 @@ def test_a_worker_with_no_source_left_is_given_a_trial_while_the_driver_trains_o
     assert sorted(spec.seed for spec, _ in records) == [0, 1]
 
 
+def test_a_source_collected_before_its_callback_ran_still_frees_its_trials():
+    # The driver may see a spawned worker's source done before the pool's
+    # thread has run the future's callbacks; here they never run.
+    executor, ran = _executor(1, driver_ends_their_jobs=False)
+    executor._on_event = lambda _future: None
+    fine_tune = [TrialSpec("fine_tune", 0, 20, seed, "digits") for seed in (0, 1)]
+
+    records = list(executor._jobs([("digits", 0), ("digits", 1)], [fine_tune]))
+
+    assert ran == [[("digits", 1), 0, 1], [("digits", 0)]]
+    assert sorted(spec.seed for spec, _ in records) == [0, 1]
+
+
 def test_a_spawned_worker_that_could_not_train_a_source_stops_the_run():
     executor, ran = _executor(1, driver_ends_their_jobs=False)
     worker = executor._workers[0]
