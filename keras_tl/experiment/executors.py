@@ -280,7 +280,7 @@ class ProcessExecutor:
         """
         spawned = len(self._workers)
         pending = list(pairs)  # Sources nobody has taken yet.
-        untrained = set(pairs)
+        driver_source = None  # The source the driver is training.
         queues = [[] for _ in range(spawned + 1)]  # The driver's is the last.
         for group in groups:  # Largest first, each to the least loaded worker.
             min(queues, key=len).extend(group)
@@ -289,7 +289,13 @@ class ProcessExecutor:
         numbers = itertools.count()
 
         def ready(spec):
-            return spec.source is None or (spec.source, spec.seed) not in untrained
+            """Whether the trial's source, if it has one, is trained."""
+            if spec.source is None:
+                return True
+            pair = (spec.source, spec.seed)
+            return (pair not in pending and pair != driver_source
+                    and not any(trained == pair and not future.done()
+                                for future, (trained, _) in sources.items()))
 
         def spare(other):
             """How many of `other`'s queued trials another worker may take: all
@@ -314,9 +320,6 @@ class ProcessExecutor:
             return spec
 
         def dispatch():
-            for future, (pair, _) in sources.items():
-                if future.done():
-                    untrained.discard(pair)
             for index in range(spawned):
                 held = sum(1 for jobs in (running, sources)
                            for future, (_, worker) in jobs.items()
@@ -338,9 +341,7 @@ class ProcessExecutor:
             with self._lock:
                 trained = [future for future in sources if future.done()]
                 for future in trained:
-                    # Also here: this thread may see a source done before the
-                    # pool's thread has run its callback (and `dispatch`).
-                    untrained.discard(sources.pop(future)[0])
+                    del sources[future]
                 done = sorted((future for future in running if future.done()),
                               key=lambda future: running[future][0])
                 for future in done:
@@ -352,26 +353,24 @@ class ProcessExecutor:
 
         with self._phase(dispatch):
             while True:
-                pair = spec = None
+                spec = None
                 with self._lock:  # Handing out, taking and the end: one state.
                     self._hand_out()
                     if pending:
-                        pair = pending.pop(0)
+                        driver_source = pending.pop(0)
                     else:
                         spec = take(spawned)
                     waiting = list(running) + list(sources)
-                if pair is not None:
-                    self._local.source(*pair)
+                if driver_source is not None:
+                    self._local.source(*driver_source)
                     with self._lock:
-                        untrained.discard(pair)
+                        driver_source = None
                 elif spec is not None:
                     yield self._local.trial(spec)
                 elif waiting:
                     # Nothing the driver may run now: what is left waits for a
                     # source, or for a started worker that is running trials.
                     self._wait(waiting)
-                elif any(queues):  # A scheduling bug: never end with trials left.
-                    raise RuntimeError(f"trials left unscheduled: {queues}")
                 else:
                     return
                 yield from finished()
